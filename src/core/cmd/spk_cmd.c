@@ -1,0 +1,265 @@
+/* spk_cmd.c - the command state machine (see spk_cmd.h). */
+#include "spk_cmd.h"
+
+#include "../cluster/spk_hazard.h"
+
+enum { PHASE_HEADER = 0, PHASE_BODY = 1 };
+
+void spk_policy_init(spk_policy *p) {
+  memset(p, 0, sizeof *p);
+  p->total_timeout_ms = 1000;
+  p->socket_timeout_ms = 30000;
+  p->max_retries = 2;
+  p->replica = SPK_REPLICA_SEQUENCE;
+}
+
+void spk_cmd_init(spk_cmd *cmd, spk_cluster *c, const spk_policy *p,
+                  spk_cmd_kind kind, spk_buf *tx, spk_buf *rx) {
+  memset(cmd, 0, sizeof *cmd);
+  cmd->cluster = c;
+  cmd->policy = p;
+  cmd->kind = kind;
+  cmd->tx = tx;
+  cmd->rx = rx;
+}
+
+bool spk_cmd_in_doubt(const spk_cmd *cmd, int code) {
+  return cmd->is_write &&
+         (cmd->sent > 1 ||
+          (cmd->sent == 1 && (code == SPK_ERR_TIMEOUT || code <= 0)));
+}
+
+uint32_t spk_cmd_io_timeout_ms(const spk_cmd *cmd, uint64_t now_ns) {
+  uint32_t st = cmd->policy->socket_timeout_ms;
+  if (!cmd->deadline_ns) return st;
+  if (now_ns >= cmd->deadline_ns) return SPK_CMD_EXPIRED;
+  uint64_t left = (cmd->deadline_ns - now_ns + 999999u) / 1000000u;
+  if (left >= SPK_CMD_EXPIRED) left = SPK_CMD_EXPIRED - 1;
+  if (st == 0 || left < st) return (uint32_t)left;
+  return st;
+}
+
+static spk_step done(spk_cmd *cmd, int code) {
+  if (code == 0) {
+    spk_error_reset(&cmd->err);
+  } else {
+    cmd->err.code = code;
+    if (!cmd->err.message[0])
+      spk_error_set(&cmd->err, code, "%s", spk_result_message(code));
+    cmd->err.in_doubt = spk_cmd_in_doubt(cmd, code);
+  }
+  cmd->node = NULL;
+  return SPK_STEP_DONE;
+}
+
+static spk_step route(spk_cmd *cmd) {
+  spk_cluster *c = cmd->cluster;
+  if (SPK_UNLIKELY(spk_cluster_is_closed(c))) {
+    spk_error_set(&cmd->err, SPK_ERR_CLOSED, "client is closed");
+    return done(cmd, SPK_ERR_CLOSED);
+  }
+  spk_node *n;
+  if (cmd->target) {
+    n = cmd->target;
+    if (!atomic_load_explicit(&n->active, memory_order_acquire)) {
+      spk_error_set(&cmd->err, SPK_ERR_INVALID_NODE,
+                    "node %s is no longer in the cluster", n->name);
+      return done(cmd, SPK_ERR_INVALID_NODE);
+    }
+  } else {
+    const spk_pmap *m = spk_cluster_pmap(c);
+    spk_error e;
+    n = m ? spk_pmap_route(m, cmd->ns, cmd->ns_len, cmd->pid,
+                           cmd->policy->replica, cmd->is_write,
+                           cmd->replica_index, &e)
+          : NULL;
+    if (!n) {
+      spk_cluster_unpin();
+      if (!m) spk_error_set(&e, SPK_ERR_CLIENT, "out of memory");
+      /* Keep the first attempt's error when a retry finds no node. */
+      if (cmd->attempts == 0 || cmd->err.code == 0) cmd->err = e;
+      return done(cmd, cmd->err.code);
+    }
+  }
+  cmd->node = n;
+  cmd->attempts++;
+  cmd->conn_ok = false;
+  if (spk_node_breaker_open(n))
+    return spk_cmd_failed(cmd, SPK_MAX_ERROR_RATE, NULL);
+  return SPK_STEP_CONN;
+}
+
+spk_step spk_cmd_begin(spk_cmd *cmd, uint64_t now_ns) {
+  uint32_t total = cmd->policy->total_timeout_ms;
+  cmd->deadline_ns = total ? now_ns + (uint64_t)total * 1000000u : 0;
+  if (SPK_UNLIKELY(spk_cluster_forked(cmd->cluster))) {
+    spk_error_set(&cmd->err, SPK_ERR_CLIENT,
+                  "client was created in the parent process before fork(); "
+                  "create a new client in the child");
+    return done(cmd, SPK_ERR_CLIENT);
+  }
+  return route(cmd);
+}
+
+spk_step spk_cmd_conn_ready(spk_cmd *cmd) {
+  if (!cmd->target) spk_cluster_unpin();
+  cmd->tx_off = 0;
+  return SPK_STEP_SEND;
+}
+
+spk_step spk_cmd_sent(spk_cmd *cmd) {
+  cmd->sent++;
+  cmd->rx->len = 0;
+  cmd->msg_off = 0;
+  cmd->need = SPK_PROTO_HEADER_SIZE;
+  cmd->phase = PHASE_HEADER;
+  return SPK_STEP_RECV;
+}
+
+static spk_step retry_or_done(spk_cmd *cmd, int code) {
+  const spk_policy *p = cmd->policy;
+  uint64_t now = spk_now_ns();
+  if (spk_cluster_is_closed(cmd->cluster)) {
+    spk_error_set(&cmd->err, SPK_ERR_CLOSED, "client is closed");
+    return done(cmd, SPK_ERR_CLOSED);
+  }
+  bool expired = cmd->deadline_ns && now >= cmd->deadline_ns;
+  if (cmd->attempts > p->max_retries || !spk_result_retryable(code) || expired) {
+    if (expired && code == SPK_ERR_TIMEOUT)
+      spk_error_set(&cmd->err, SPK_ERR_TIMEOUT,
+                    "total timeout of %u ms exceeded after %u attempt(s): %s",
+                    p->total_timeout_ms, cmd->attempts, cmd->err.message);
+    return done(cmd, code);
+  }
+  /* Reads move to the next replica; writes stay on the master unless the
+   * failure says the node itself is unusable. */
+  if (p->replica != SPK_REPLICA_MASTER &&
+      (!cmd->is_write || (code != SPK_ERR_TIMEOUT &&
+                          code != SPK_NO_MORE_CONNECTIONS &&
+                          code != SPK_MAX_ERROR_RATE)))
+    cmd->replica_index++;
+  cmd->prev_node = cmd->node;
+  cmd->node = NULL;
+  if (p->sleep_between_retries_ms) {
+    uint32_t ms = p->sleep_between_retries_ms;
+    if (cmd->deadline_ns) {
+      uint64_t left = (cmd->deadline_ns - now) / 1000000u;
+      if (left < ms) ms = (uint32_t)left;
+    }
+    if (ms) {
+      cmd->sleep_ms = ms;
+      return SPK_STEP_SLEEP;
+    }
+  }
+  return route(cmd);
+}
+
+spk_step spk_cmd_wake(spk_cmd *cmd, uint64_t now_ns) {
+  (void)now_ns;
+  cmd->sleep_ms = 0;
+  return route(cmd);
+}
+
+spk_step spk_cmd_failed(spk_cmd *cmd, int code, const char *message) {
+  /* Safe either way: the hazard (CONN step) or the held connection keeps
+   * the node alive until the driver releases it after this call. */
+  if (cmd->node && code != SPK_MAX_ERROR_RATE) spk_node_error(cmd->node);
+  if (!cmd->target) spk_cluster_unpin();
+  cmd->conn_ok = false;
+  if (cmd->node)
+    spk_error_set(&cmd->err, code, "%s (node %s)",
+                  message ? message : spk_result_message(code), cmd->node->name);
+  else
+    spk_error_set(&cmd->err, code, "%s",
+                  message ? message : spk_result_message(code));
+  return retry_or_done(cmd, code);
+}
+
+/* A complete proto message is at rx[msg_off .. need). */
+static spk_step on_message(spk_cmd *cmd) {
+  const uint8_t *body = cmd->rx->data + cmd->msg_off + SPK_PROTO_HEADER_SIZE;
+  size_t len = cmd->need - cmd->msg_off - SPK_PROTO_HEADER_SIZE;
+  bool exact = cmd->rx->len == cmd->need; /* nothing unexpected follows */
+
+  if (cmd->kind == SPK_CMD_INFO) {
+    cmd->body = body;
+    cmd->body_len = len;
+    cmd->conn_ok = exact;
+    return done(cmd, 0);
+  }
+  if (cmd->kind == SPK_CMD_SINGLE) {
+    size_t used;
+    spk_error e;
+    if (spk_msg_parse(body, len, &cmd->resp, &used, &e) != 0) {
+      spk_error_set(&cmd->err, SPK_ERR_PROTOCOL, "bad response from node %s: %s",
+                    cmd->node->name, e.message);
+      cmd->conn_ok = false;
+      return done(cmd, SPK_ERR_PROTOCOL);
+    }
+    cmd->conn_ok = exact;
+    int rc = cmd->resp.h.result_code;
+    if (rc == 0) return done(cmd, 0);
+    spk_error_set(&cmd->err, rc, "%s (node %s)", spk_result_message(rc),
+                  cmd->node->name);
+    if (spk_result_retryable(rc)) {
+      if (rc != SPK_ERR_CLUSTER) spk_node_error(cmd->node);
+      return retry_or_done(cmd, rc);
+    }
+    return done(cmd, rc);
+  }
+  /* Stream: hand the body over; the callback reports LAST. */
+  int rc = cmd->on_msg(cmd->on_msg_ctx, body, len, &cmd->err);
+  if (rc < 0) {
+    /* Records were already delivered: the caller (batch / query) decides
+     * what to re-send, so a stream is never retried here. */
+    cmd->conn_ok = false;
+    return done(cmd, rc);
+  }
+  if (rc > 0) {
+    cmd->conn_ok = exact;
+    return done(cmd, cmd->err.code);
+  }
+  /* More messages: keep any bytes already read beyond this one. */
+  size_t extra = cmd->rx->len - cmd->need;
+  if (extra) memmove(cmd->rx->data, cmd->rx->data + cmd->need, extra);
+  cmd->rx->len = extra;
+  cmd->msg_off = 0;
+  cmd->need = SPK_PROTO_HEADER_SIZE;
+  cmd->phase = PHASE_HEADER;
+  return SPK_STEP_RECV;
+}
+
+spk_step spk_cmd_received(spk_cmd *cmd) {
+  for (;;) {
+    if (cmd->rx->len < cmd->need) return SPK_STEP_RECV;
+    if (cmd->phase == PHASE_HEADER) {
+      spk_proto p;
+      spk_error e;
+      uint8_t want = cmd->kind == SPK_CMD_INFO ? SPK_PROTO_INFO : SPK_PROTO_MSG;
+      if (spk_proto_check(cmd->rx->data + cmd->msg_off, want, &p, &e) != 0 ||
+          (p.type == SPK_PROTO_COMPRESSED &&
+           spk_error_set(&e, SPK_ERR_PROTOCOL,
+                         "compressed response was not requested") != 0) ||
+          (p.size == 0 && cmd->kind != SPK_CMD_INFO &&
+           spk_error_set(&e, SPK_ERR_PROTOCOL, "empty response") != 0)) {
+        spk_error_set(&cmd->err, SPK_ERR_PROTOCOL, "bad response from node %s: %s",
+                      cmd->node->name, e.message);
+        cmd->conn_ok = false;
+        return done(cmd, SPK_ERR_PROTOCOL);
+      }
+      cmd->need = cmd->msg_off + SPK_PROTO_HEADER_SIZE + (size_t)p.size;
+      if (cmd->rx->cap < cmd->need &&
+          spk_buf_reserve(cmd->rx, cmd->need - cmd->rx->len) != 0) {
+        spk_error_set(&cmd->err, SPK_ERR_CLIENT,
+                      "out of memory for a %llu-byte response",
+                      (unsigned long long)p.size);
+        cmd->conn_ok = false;
+        return done(cmd, SPK_ERR_CLIENT);
+      }
+      cmd->phase = PHASE_BODY;
+      continue;
+    }
+    spk_step st = on_message(cmd);
+    if (st != SPK_STEP_RECV) return st;
+  }
+}

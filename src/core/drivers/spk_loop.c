@@ -1,0 +1,550 @@
+/* spk_loop.c - the event-loop driver (see spk_loop.h). */
+#include "spk_loop.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../net/spk_socket.h"
+
+/* Extra step: the command waits for an event or a timer. */
+#define STEP_WAIT 100
+#define MAX_EVENTS 128
+#define RX_CHUNK 16384
+
+struct spk_lconn {
+  int fd;
+  spk_node *node;  /* kept alive by spk_pool_ref */
+  spk_acmd *cmd;   /* running command, NULL when idle */
+  uint32_t events; /* registered epoll mask */
+  uint64_t last_used_ns;
+  spk_lconn *next; /* idle list */
+};
+
+typedef struct node_pool {
+  spk_node *node;
+  spk_lconn *idle;
+  uint32_t n_idle;
+} node_pool;
+
+struct spk_loop {
+  spk_cluster *cluster;
+  int epfd;
+  size_t udata_size;
+  spk_acmd *free_list;
+  spk_acmd *active; /* doubly linked */
+  size_t n_active;
+  spk_acmd **heap;
+  size_t heap_len, heap_cap;
+  node_pool *pools;
+  size_t n_pools, cap_pools;
+};
+
+/* ---- timer heap (min by timer_ns) ------------------------------------------- */
+
+static void heap_swap(spk_loop *l, size_t i, size_t j) {
+  spk_acmd *t = l->heap[i];
+  l->heap[i] = l->heap[j];
+  l->heap[j] = t;
+  l->heap[i]->heap_index = (int)i;
+  l->heap[j]->heap_index = (int)j;
+}
+
+static void heap_up(spk_loop *l, size_t i) {
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (l->heap[p]->timer_ns <= l->heap[i]->timer_ns) break;
+    heap_swap(l, i, p);
+    i = p;
+  }
+}
+
+static void heap_down(spk_loop *l, size_t i) {
+  for (;;) {
+    size_t a = 2 * i + 1, b = a + 1, m = i;
+    if (a < l->heap_len && l->heap[a]->timer_ns < l->heap[m]->timer_ns) m = a;
+    if (b < l->heap_len && l->heap[b]->timer_ns < l->heap[m]->timer_ns) m = b;
+    if (m == i) return;
+    heap_swap(l, i, m);
+    i = m;
+  }
+}
+
+static void timer_cancel(spk_loop *l, spk_acmd *a) {
+  if (a->heap_index < 0) return;
+  size_t i = (size_t)a->heap_index;
+  a->heap_index = -1;
+  l->heap_len--;
+  if (i != l->heap_len) {
+    l->heap[i] = l->heap[l->heap_len];
+    l->heap[i]->heap_index = (int)i;
+    heap_down(l, i);
+    heap_up(l, i);
+  }
+}
+
+static int timer_set(spk_loop *l, spk_acmd *a, uint64_t when) {
+  timer_cancel(l, a);
+  a->timer_ns = when;
+  if (!when) return 0;
+  if (l->heap_len == l->heap_cap) {
+    size_t cap = l->heap_cap ? l->heap_cap * 2 : 64;
+    spk_acmd **h = realloc(l->heap, cap * sizeof *h);
+    if (!h) return SPK_ERR_CLIENT;
+    l->heap = h;
+    l->heap_cap = cap;
+  }
+  a->heap_index = (int)l->heap_len;
+  l->heap[l->heap_len++] = a;
+  heap_up(l, (size_t)a->heap_index);
+  return 0;
+}
+
+uint64_t spk_loop_next_timer(const spk_loop *l) {
+  return l->heap_len ? l->heap[0]->timer_ns : 0;
+}
+
+/* ---- connections --------------------------------------------------------------- */
+
+static node_pool *pool_for(spk_loop *l, spk_node *n) {
+  for (size_t i = 0; i < l->n_pools; i++)
+    if (l->pools[i].node == n) return &l->pools[i];
+  if (l->n_pools == l->cap_pools) {
+    size_t cap = l->cap_pools ? l->cap_pools * 2 : 8;
+    node_pool *p = realloc(l->pools, cap * sizeof *p);
+    if (!p) return NULL;
+    l->pools = p;
+    l->cap_pools = cap;
+  }
+  node_pool *p = &l->pools[l->n_pools++];
+  p->node = n;
+  p->idle = NULL;
+  p->n_idle = 0;
+  return p;
+}
+
+static void conn_close(spk_loop *l, spk_lconn *c) {
+  epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  close(c->fd);
+  spk_pool_unref(&c->node->pool);
+  free(c);
+}
+
+static int conn_watch(spk_loop *l, spk_lconn *c, uint32_t events) {
+  if (c->events == events) return 0;
+  struct epoll_event ev = {.events = events, .data.ptr = c};
+  if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) return SPK_ERR_CONNECTION;
+  c->events = events;
+  return 0;
+}
+
+/* Release the command's connection: back to the idle list when its stream
+ * is clean, else closed. */
+static void conn_release(spk_loop *l, spk_acmd *a) {
+  spk_lconn *c = a->conn;
+  if (!c) return;
+  a->conn = NULL;
+  c->cmd = NULL;
+  if (!a->cmd.conn_ok || a->connecting || spk_pool_is_closed(&c->node->pool) ||
+      conn_watch(l, c, EPOLLIN) != 0) {
+    a->connecting = false;
+    conn_close(l, c);
+    return;
+  }
+  node_pool *p = pool_for(l, c->node);
+  if (!p) {
+    conn_close(l, c);
+    return;
+  }
+  c->last_used_ns = spk_now_ns();
+  c->next = p->idle;
+  p->idle = c;
+  p->n_idle++;
+}
+
+static spk_lconn *conn_get_idle(spk_loop *l, spk_node *n) {
+  node_pool *p = pool_for(l, n);
+  while (p && p->idle) {
+    spk_lconn *c = p->idle;
+    p->idle = c->next;
+    p->n_idle--;
+    if (!spk_pool_is_closed(&n->pool)) return c;
+    conn_close(l, c);
+  }
+  return NULL;
+}
+
+/* ---- the state machine runner ------------------------------------------------- */
+
+static void run(spk_loop *l, spk_acmd *a, int st);
+
+static int attempt_timer(spk_loop *l, spk_acmd *a) {
+  uint64_t now = spk_now_ns(), when = a->cmd.deadline_ns;
+  uint32_t sock = a->cmd.policy->socket_timeout_ms;
+  if (sock) {
+    uint64_t s = now + (uint64_t)sock * 1000000u;
+    if (!when || s < when) when = s;
+  }
+  return timer_set(l, a, when);
+}
+
+static int do_conn(spk_loop *l, spk_acmd *a) {
+  spk_node *n = a->cmd.node;
+  spk_lconn *c = conn_get_idle(l, n);
+  if (c) {
+    c->cmd = a;
+    a->conn = c;
+    a->connecting = false;
+    attempt_timer(l, a);
+    return spk_cmd_conn_ready(&a->cmd);
+  }
+  if (spk_pool_ref(&n->pool) != 0) return spk_cmd_failed(&a->cmd, SPK_ERR_CLOSED, NULL);
+  c = calloc(1, sizeof *c);
+  if (!c) {
+    int st = spk_cmd_failed(&a->cmd, SPK_ERR_CLIENT, "out of memory");
+    spk_pool_unref(&n->pool);
+    return st;
+  }
+  c->node = n;
+  c->fd = socket(n->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (c->fd >= 0) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  bool in_progress = false;
+  if (c->fd < 0 ||
+      (connect(c->fd, (const struct sockaddr *)&n->addr.ss, n->addr.len) != 0 &&
+       !(in_progress = (errno == EINPROGRESS)))) {
+    char msg[160], where[80];
+    spk_addr_format(&n->addr, where, sizeof where);
+    snprintf(msg, sizeof msg, "connect to %s failed: %s", where, strerror(errno));
+    int st = spk_cmd_failed(&a->cmd, SPK_ERR_CONNECTION, msg);
+    if (c->fd >= 0) close(c->fd);
+    free(c);
+    spk_pool_unref(&n->pool);
+    return st;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+  c->events = ev.events;
+  if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+    int st = spk_cmd_failed(&a->cmd, SPK_ERR_CONNECTION, "epoll_ctl failed");
+    close(c->fd);
+    free(c);
+    spk_pool_unref(&n->pool);
+    return st;
+  }
+  c->cmd = a;
+  a->conn = c;
+  a->connecting = in_progress;
+  attempt_timer(l, a);
+  int st = spk_cmd_conn_ready(&a->cmd);
+  return a->connecting ? STEP_WAIT : st;
+}
+
+/* Fail the attempt: the connection is closed (stream state unknown). */
+static int io_fail(spk_loop *l, spk_acmd *a, int code, const char *msg) {
+  int st = spk_cmd_failed(&a->cmd, code, msg);
+  a->cmd.conn_ok = false;
+  conn_release(l, a);
+  return st;
+}
+
+static int do_send(spk_loop *l, spk_acmd *a) {
+  spk_lconn *c = a->conn;
+  spk_cmd *cmd = &a->cmd;
+  while (cmd->tx_off < cmd->tx->len) {
+    ssize_t w = send(c->fd, cmd->tx->data + cmd->tx_off, cmd->tx->len - cmd->tx_off,
+                     MSG_NOSIGNAL);
+    if (w > 0) {
+      cmd->tx_off += (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (conn_watch(l, c, EPOLLIN | EPOLLOUT) != 0)
+        return io_fail(l, a, SPK_ERR_CONNECTION, "epoll_ctl failed");
+      return STEP_WAIT;
+    }
+    return io_fail(l, a, SPK_ERR_CONNECTION, w < 0 ? strerror(errno) : "send failed");
+  }
+  if (conn_watch(l, c, EPOLLIN) != 0)
+    return io_fail(l, a, SPK_ERR_CONNECTION, "epoll_ctl failed");
+  return spk_cmd_sent(cmd);
+}
+
+static int do_recv(spk_loop *l, spk_acmd *a) {
+  spk_cmd *cmd = &a->cmd;
+  spk_buf *rx = cmd->rx;
+  for (;;) {
+    size_t want = cmd->need > rx->len ? cmd->need - rx->len : 0;
+    if (want < RX_CHUNK) want = RX_CHUNK;
+    if (rx->cap - rx->len < want && spk_buf_reserve(rx, want) != 0)
+      return io_fail(l, a, SPK_ERR_CLIENT, "out of memory");
+    ssize_t r = recv(a->conn->fd, rx->data + rx->len, rx->cap - rx->len, 0);
+    if (r > 0) {
+      rx->len += (size_t)r;
+      if (rx->len < cmd->need) continue;
+      int st = spk_cmd_received(cmd);
+      if (st != SPK_STEP_RECV) {
+        conn_release(l, a);
+        return st;
+      }
+      continue;
+    }
+    if (r == 0) return io_fail(l, a, SPK_ERR_CONNECTION, "connection closed by server");
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return STEP_WAIT;
+    return io_fail(l, a, SPK_ERR_CONNECTION, strerror(errno));
+  }
+}
+
+static void finish(spk_loop *l, spk_acmd *a) {
+  timer_cancel(l, a);
+  conn_release(l, a);
+  if (a->active) {
+    a->active = false;
+    if (a->prev) a->prev->next = a->next;
+    else l->active = a->next;
+    if (a->next) a->next->prev = a->prev;
+    a->next = a->prev = NULL;
+    l->n_active--;
+  }
+  a->on_done(a);
+}
+
+static void run(spk_loop *l, spk_acmd *a, int st) {
+  for (;;) {
+    int next;
+    switch (st) {
+      case SPK_STEP_CONN:
+        next = do_conn(l, a);
+        if (next == STEP_WAIT) {
+          a->step = SPK_STEP_SEND; /* send once the connect completes */
+          return;
+        }
+        break;
+      case SPK_STEP_SEND:
+        next = do_send(l, a);
+        if (next == STEP_WAIT) {
+          a->step = SPK_STEP_SEND;
+          return;
+        }
+        break;
+      case SPK_STEP_RECV:
+        next = do_recv(l, a);
+        if (next == STEP_WAIT) {
+          a->step = SPK_STEP_RECV;
+          return;
+        }
+        break;
+      case SPK_STEP_SLEEP:
+        a->step = SPK_STEP_SLEEP;
+        timer_set(l, a, spk_now_ns() + (uint64_t)a->cmd.sleep_ms * 1000000u);
+        return;
+      default: /* SPK_STEP_DONE */
+        a->step = SPK_STEP_DONE;
+        finish(l, a);
+        return;
+    }
+    st = next;
+  }
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+static void idle_conn_event(spk_loop *l, spk_lconn *c) {
+  /* An idle connection became readable: the server closed it (or sent
+   * something unasked).  Either way it is unusable. */
+  node_pool *p = pool_for(l, c->node);
+  if (p) {
+    for (spk_lconn **pp = &p->idle; *pp; pp = &(*pp)->next)
+      if (*pp == c) {
+        *pp = c->next;
+        p->n_idle--;
+        break;
+      }
+  }
+  conn_close(l, c);
+}
+
+static void on_event(spk_loop *l, spk_lconn *c, uint32_t ev) {
+  spk_acmd *a = c->cmd;
+  if (!a) {
+    idle_conn_event(l, c);
+    return;
+  }
+  if (a->step == SPK_STEP_SEND) {
+    if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    if (a->connecting) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err) {
+        char msg[160], where[80];
+        spk_addr_format(&c->node->addr, where, sizeof where);
+        snprintf(msg, sizeof msg, "connect to %s failed: %s", where, strerror(err));
+        run(l, a, io_fail(l, a, SPK_ERR_CONNECTION, msg));
+        return;
+      }
+      a->connecting = false;
+    }
+    run(l, a, SPK_STEP_SEND);
+    return;
+  }
+  if (a->step == SPK_STEP_RECV) run(l, a, SPK_STEP_RECV);
+}
+
+int spk_loop_run_ready(spk_loop *l) {
+  struct epoll_event evs[MAX_EVENTS];
+  int total = 0;
+  for (;;) {
+    int n = epoll_wait(l->epfd, evs, MAX_EVENTS, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return total;
+    }
+    for (int i = 0; i < n; i++) on_event(l, evs[i].data.ptr, evs[i].events);
+    total += n;
+    if (n < MAX_EVENTS) return total;
+  }
+}
+
+void spk_loop_run_timers(spk_loop *l, uint64_t now_ns) {
+  while (l->heap_len && l->heap[0]->timer_ns <= now_ns) {
+    spk_acmd *a = l->heap[0];
+    timer_cancel(l, a);
+    if (a->step == SPK_STEP_SLEEP) {
+      run(l, a, spk_cmd_wake(&a->cmd, now_ns));
+    } else {
+      const char *what = a->connecting ? "timed out connecting"
+                         : a->step == SPK_STEP_RECV ? "timed out waiting for the response"
+                                                    : "timed out sending the request";
+      run(l, a, io_fail(l, a, SPK_ERR_TIMEOUT, what));
+    }
+  }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+spk_loop *spk_loop_new(spk_cluster *c, size_t udata_size, spk_error *err) {
+  spk_loop *l = calloc(1, sizeof *l);
+  if (!l) {
+    spk_error_set(err, SPK_ERR_CLIENT, "out of memory");
+    return NULL;
+  }
+  l->cluster = c;
+  l->udata_size = (udata_size + 15) & ~(size_t)15;
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (l->epfd < 0) {
+    spk_error_set(err, SPK_ERR_ASYNC_LOOP, "epoll_create1 failed: %s", strerror(errno));
+    free(l);
+    return NULL;
+  }
+  return l;
+}
+
+int spk_loop_fd(const spk_loop *l) { return l->epfd; }
+
+#define ACMD_SIZE ((sizeof(spk_acmd) + 15) & ~(size_t)15)
+
+spk_acmd *spk_loop_acmd_alloc(spk_loop *l) {
+  spk_acmd *a = l->free_list;
+  if (a) {
+    l->free_list = a->next;
+  } else {
+    a = calloc(1, ACMD_SIZE + l->udata_size);
+    if (!a) return NULL;
+  }
+  a->next = a->prev = NULL;
+  a->loop = l;
+  a->conn = NULL;
+  a->heap_index = -1;
+  a->timer_ns = 0;
+  a->connecting = false;
+  a->active = false;
+  a->tx.len = a->rx.len = 0;
+  a->udata = (char *)a + ACMD_SIZE;
+  return a;
+}
+
+void spk_loop_acmd_free(spk_loop *l, spk_acmd *a) {
+  /* Keep buffers for reuse unless a big response grew them. */
+  if (a->rx.cap > (1u << 20)) spk_buf_free(&a->rx);
+  if (a->tx.cap > (1u << 20)) spk_buf_free(&a->tx);
+  a->next = l->free_list;
+  l->free_list = a;
+}
+
+void spk_loop_start(spk_loop *l, spk_acmd *a) {
+  a->active = true;
+  a->prev = NULL;
+  a->next = l->active;
+  if (l->active) l->active->prev = a;
+  l->active = a;
+  l->n_active++;
+  run(l, a, spk_cmd_begin(&a->cmd, spk_now_ns()));
+}
+
+size_t spk_loop_inflight(const spk_loop *l) { return l->n_active; }
+
+void spk_loop_foreach(spk_loop *l, void (*fn)(spk_acmd *a, void *ctx), void *ctx) {
+  for (spk_acmd *a = l->active; a; a = a->next) fn(a, ctx);
+}
+
+static void close_idle(spk_loop *l, uint64_t now, uint64_t idle_ns, bool all) {
+  for (size_t i = 0; i < l->n_pools; i++) {
+    node_pool *p = &l->pools[i];
+    bool dead = spk_pool_is_closed(&p->node->pool);
+    spk_lconn **pp = &p->idle;
+    while (*pp) {
+      spk_lconn *c = *pp;
+      if (all || dead || (idle_ns && now - c->last_used_ns > idle_ns)) {
+        *pp = c->next;
+        p->n_idle--;
+        conn_close(l, c);
+      } else {
+        pp = &c->next;
+      }
+    }
+  }
+  /* Forget pools of nodes that are gone, so their memory can be freed. */
+  size_t w = 0;
+  for (size_t i = 0; i < l->n_pools; i++)
+    if (l->pools[i].idle || !spk_pool_is_closed(&l->pools[i].node->pool))
+      l->pools[w++] = l->pools[i];
+  l->n_pools = w;
+}
+
+void spk_loop_trim(spk_loop *l, uint64_t now_ns, uint32_t idle_ms) {
+  close_idle(l, now_ns, (uint64_t)idle_ms * 1000000u, false);
+}
+
+void spk_loop_abort_all(spk_loop *l, int code, const char *message) {
+  while (l->active) {
+    spk_acmd *a = l->active;
+    a->cmd.conn_ok = false;
+    spk_error_set(&a->cmd.err, code, "%s", message);
+    a->cmd.err.in_doubt = spk_cmd_in_doubt(&a->cmd, code);
+    finish(l, a);
+  }
+  close_idle(l, 0, 0, true);
+}
+
+void spk_loop_free(spk_loop *l) {
+  if (!l) return;
+  spk_loop_abort_all(l, SPK_ERR_CLOSED, "client is closed");
+  while (l->free_list) {
+    spk_acmd *a = l->free_list;
+    l->free_list = a->next;
+    spk_buf_free(&a->tx);
+    spk_buf_free(&a->rx);
+    free(a);
+  }
+  free(l->heap);
+  free(l->pools);
+  close(l->epfd);
+  free(l);
+}

@@ -1,0 +1,20 @@
+/*
+ * spk_sync.h - the blocking driver: runs a command's state machine on the
+ * calling thread (connect, send, receive, retries) with blocking sockets.
+ * The CPython binding releases the GIL around spk_sync_execute only.
+ */
+#ifndef SPK_SYNC_H
+#define SPK_SYNC_H
+
+#include "../cmd/spk_cmd.h"
+
+/* Run cmd to completion.  Returns cmd->err.code (0 on success). */
+int spk_sync_execute(spk_cmd *cmd);
+
+/* Per-thread scratch buffers for requests and responses, reused across
+ * calls so the hot path allocates nothing; freed when the thread exits.
+ * NULL only on out-of-memory. */
+spk_buf *spk_sync_tx_buf(void);
+spk_buf *spk_sync_rx_buf(void);
+
+#endif /* SPK_SYNC_H */
