@@ -10,6 +10,7 @@ from .ops import Operation
 from .policy import (Behavior, CommitLevel, Mode, OpKind, OpShape, ReadModeAP,
                      ReadModeSC, Replica, Scope, Settings, SystemSettings)
 from .session import SyncSession
+from .streams import ErrorStrategy, RecordResult, RecordStream, SyncRecordStream
 
 __version__ = "0.1.0"
 
@@ -17,7 +18,8 @@ __all__ = [
     "SyncClient", "SyncSession", "Client", "Session", "ClientPolicy", "SystemSettings", "Behavior",
     "Settings", "Scope", "OpKind", "OpShape", "Mode", "Replica", "ReadModeAP",
     "ReadModeSC", "CommitLevel", "DataSet", "Key", "Record", "GeoJSON",
-    "Operation", "calc_digest",
+    "Operation", "calc_digest", "ErrorStrategy", "RecordResult", "RecordStream",
+    "SyncRecordStream",
 ] + list(_exc_all)
 
 calc_digest = _core.calc_digest

@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 from . import _core
+from .builders import BatchOperationBuilder, QueryBuilder, WriteSegmentBuilder, _SessionVerbs
 from .client import _ClientBase
 from .policy import Behavior
 from .session import compile_point_policies
@@ -96,9 +97,14 @@ class Client(_ClientBase):
         return info_value(self._require().info(command, node, int(timeout * 1000)), command)
 
 
-class Session(_core.AsyncSessionCore):
+class Session(_SessionVerbs, _core.AsyncSessionCore):
     """An asyncio session: ``await session.get(key)``, ``await session.put(key, bins)``,
-    ``delete``, ``exists``, ``touch``, ``operate``."""
+    ``delete``, ``exists``, ``touch``, ``operate``; builders as on SyncSession
+    with ``await ....execute()``."""
+
+    _query_cls = QueryBuilder
+    _write_cls = WriteSegmentBuilder
+    _batch_cls = BatchOperationBuilder
 
     def __init__(self, client: Client, behavior: Behavior | None = None) -> None:
         if behavior is None:

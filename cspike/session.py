@@ -10,24 +10,41 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core
+from .builders import (SyncBatchOperationBuilder, SyncQueryBuilder, SyncWriteSegmentBuilder,
+                       _SessionVerbs)
 from .policy import Behavior, Mode, OpKind, OpShape
 
 __all__ = ["SyncSession", "compile_point_policies"]
 
 
+_SLOTS = (
+    (OpKind.READ, OpShape.POINT),
+    (OpKind.WRITE_NON_RETRYABLE, OpShape.POINT),
+    (OpKind.WRITE_RETRYABLE, OpShape.POINT),
+    (OpKind.READ, OpShape.BATCH),
+    (OpKind.WRITE_NON_RETRYABLE, OpShape.BATCH),
+)
+
+
 def compile_point_policies(behavior: Behavior) -> tuple:
-    """The 6 policy tuples a SessionCore needs: read / write / retryable
-    write, for AP then SC namespaces."""
-    out = []
-    for mode in (Mode.AP, Mode.SC):
-        for kind in (OpKind.READ, OpKind.WRITE_NON_RETRYABLE, OpKind.WRITE_RETRYABLE):
-            out.append(behavior.get_compiled(kind, OpShape.POINT, mode))
-    return tuple(out)
+    """The 10 policy tuples a SessionCore needs (read, write, retryable
+    write, batch read, batch write; AP then SC namespaces), compiled once."""
+    return tuple(behavior.get_compiled(kind, shape, mode)
+                 for mode in (Mode.AP, Mode.SC) for kind, shape in _SLOTS)
 
 
-class SyncSession(_core.SessionCore):
-    """A blocking session.  ``get``/``put``/``delete``/``exists``/``touch``/
-    ``operate`` run in C on the calling thread."""
+class SyncSession(_SessionVerbs, _core.SessionCore):
+    """A blocking session.
+
+    Fast path (C, on the calling thread): ``get``, ``put``, ``delete``,
+    ``exists``, ``touch``, ``operate``.  Builders: ``query(keys)``,
+    ``upsert/insert/update/replace/replace_if_exists(keys)``,
+    ``query(keys).delete()/touch()/exists()``, ``batch()``.
+    """
+
+    _query_cls = SyncQueryBuilder
+    _write_cls = SyncWriteSegmentBuilder
+    _batch_cls = SyncBatchOperationBuilder
 
     def __init__(self, client: Any, behavior: Behavior | None = None) -> None:
         if behavior is None:

@@ -35,11 +35,24 @@ typedef struct spkpy_Driver {
   PyObject *weakreflist;
 } spkpy_Driver;
 
+typedef struct abatch abatch_t;
+
 typedef struct inflight {
   spkpy_req req;
   PyObject *future;
   spkpy_Driver *drv;
+  abatch_t *batch;    /* batch node commands: their job */
+  spk_batch_node *bn; /* ... and their node slot */
 } inflight_t;
+
+/* An async batch: the job, its future, and how many node commands of the
+ * current round are still running. */
+struct abatch {
+  spkpy_bjob bj;
+  PyObject *future;
+  spkpy_Driver *drv; /* strong */
+  int pending;
+};
 
 
 /* ---- completion ------------------------------------------------------------- */
@@ -357,10 +370,19 @@ static spkpy_Driver *driver_for(spkpy_state *st, spkpy_Session *s) {
   return d;
 }
 
+/* Start a command built by `build` (fast-path args or _execute args). */
 static PyObject *async_call(PyObject *self, PyTypeObject *defining, PyObject *const *args,
                             Py_ssize_t nargs, PyObject *kwnames, spkpy_kind kind) {
   spkpy_state *st = spkpy_state_of_type(defining);
   spkpy_Session *s = (spkpy_Session *)self;
+  spkpy_opts opts;
+  bool execute = (int)kind < 0;
+  if (execute) {
+    if (kwnames || spkpy_parse_execute(args, nargs, &kind, &opts)) {
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_execute takes no keywords");
+      return NULL;
+    }
+  }
   spkpy_Driver *d = driver_for(st, s);
   if (!d) return NULL;
   spk_acmd *a = spk_loop_acmd_alloc(d->l);
@@ -369,9 +391,12 @@ static PyObject *async_call(PyObject *self, PyTypeObject *defining, PyObject *co
     return PyErr_NoMemory();
   }
   inflight_t *f = a->udata;
-  f->future = NULL;
+  memset(f, 0, sizeof *f);
   f->drv = d;
-  if (spkpy_build(st, s, kind, args, nargs, kwnames, &a->tx, &f->req) != 0) {
+  int brc = execute ? spkpy_build_vals(st, s, kind, args[1], args[2], &opts, &a->tx, &f->req)
+                    : spkpy_build(st, s, kind, args, nargs, kwnames, &a->tx, &f->req);
+  if (execute) f->req.rr = true;
+  if (brc != 0) {
     spkpy_req_clear(&f->req);
     spk_loop_acmd_free(d->l, a);
     Py_DECREF(d);
@@ -397,6 +422,110 @@ static PyObject *async_call(PyObject *self, PyTypeObject *defining, PyObject *co
   return fut;
 }
 
+/* ---- async batch ---------------------------------------------------------------- */
+
+static void abatch_round(abatch_t *ab);
+
+static void abatch_finish(abatch_t *ab) {
+  spkpy_Driver *d = ab->drv;
+  PyObject *res = spkpy_bjob_results(d->st, &ab->bj);
+  PyObject *fut = ab->future;
+  ab->future = NULL;
+  resolve(d, fut, res);
+  Py_DECREF(fut);
+  spkpy_bjob_free(&ab->bj);
+  Py_DECREF(d);
+  PyMem_Free(ab);
+}
+
+static void abatch_node_done(spk_acmd *a) {
+  inflight_t *f = a->udata;
+  abatch_t *ab = f->batch;
+  spk_batch_node_done(&ab->bj.job, f->bn);
+  f->batch = NULL;
+  spk_loop_acmd_free(ab->drv->l, a);
+  if (--ab->pending == 0) abatch_round(ab);
+}
+
+static void abatch_round(abatch_t *ab) {
+  spkpy_Driver *d = ab->drv;
+  spk_batch *job = &ab->bj.job;
+  if (d->closed) {
+    for (uint32_t i = 0; i < job->n_rows; i++)
+      if (!job->rows[i].answered) {
+        job->rows[i].answered = true;
+        job->rows[i].result = SPK_ERR_CLOSED;
+      }
+    spk_batch_round_end(job);
+    abatch_finish(ab);
+    return;
+  }
+  int n = spk_batch_plan(job, spk_now_ns());
+  if (n <= 0) {
+    spk_cluster_unpin();
+    spk_batch_round_end(job);
+    abatch_finish(ab);
+    return;
+  }
+  ab->pending = n + 1; /* +1: node commands may finish while we start them */
+  for (int i = 0; i < n; i++) {
+    spk_batch_node *bn = &job->nodes[i];
+    spk_acmd *a = spk_loop_acmd_alloc(d->l);
+    if (!a) {
+      spk_error_set(&bn->cmd.err, SPK_ERR_CLIENT, "out of memory");
+      spk_batch_node_done(job, bn);
+      ab->pending--;
+      continue;
+    }
+    inflight_t *f = a->udata;
+    memset(f, 0, sizeof *f);
+    f->drv = d;
+    f->batch = ab;
+    f->bn = bn;
+    a->cmdp = &bn->cmd;
+    a->on_done = abatch_node_done;
+    spk_loop_start(d->l, a);
+  }
+  /* Each started command now holds its node (connection or pool ref). */
+  spk_cluster_unpin();
+  if (--ab->pending == 0) abatch_round(ab);
+}
+
+static PyObject *ASession_batch(PyObject *self, PyTypeObject *defining, PyObject *const *args,
+                                Py_ssize_t nargs, PyObject *kwnames) {
+  spkpy_state *st = spkpy_state_of_type(defining);
+  if (nargs != 1 || kwnames)
+    return PyErr_Format(PyExc_TypeError, "_batch(rows) takes one list");
+  spkpy_Driver *d = driver_for(st, (spkpy_Session *)self);
+  if (!d) return NULL;
+  abatch_t *ab = PyMem_Calloc(1, sizeof *ab);
+  if (!ab) {
+    Py_DECREF(d);
+    return PyErr_NoMemory();
+  }
+  if (spkpy_bjob_build(st, (spkpy_Session *)self, args[0], &ab->bj) != 0) {
+    spkpy_bjob_free(&ab->bj);
+    PyMem_Free(ab);
+    Py_DECREF(d);
+    return NULL;
+  }
+  PyObject *fut = PyObject_CallNoArgs(d->create_future);
+  if (!fut) {
+    spkpy_bjob_free(&ab->bj);
+    PyMem_Free(ab);
+    Py_DECREF(d);
+    return NULL;
+  }
+  ab->future = Py_NewRef(fut);
+  ab->drv = d; /* our reference moves into the job */
+  abatch_round(ab);
+  if (schedule_timer(d) != 0) {
+    Py_DECREF(fut);
+    return NULL;
+  }
+  return fut;
+}
+
 #define ASYNC_METHOD(fn, kind)                                                      \
   static PyObject *fn(PyObject *self, PyTypeObject *defining, PyObject *const *args, \
                       Py_ssize_t nargs, PyObject *kwnames) {                        \
@@ -408,6 +537,7 @@ ASYNC_METHOD(ASession_delete, SPKPY_K_DELETE)
 ASYNC_METHOD(ASession_exists, SPKPY_K_EXISTS)
 ASYNC_METHOD(ASession_touch, SPKPY_K_TOUCH)
 ASYNC_METHOD(ASession_operate, SPKPY_K_OPERATE)
+ASYNC_METHOD(ASession_execute, (spkpy_kind)-1)
 
 #define FASTM(name, fn, doc) \
   {name, (PyCFunction)(void (*)(void))fn, METH_METHOD | METH_FASTCALL | METH_KEYWORDS, doc}
@@ -419,6 +549,8 @@ static PyMethodDef ASession_methods[] = {
     FASTM("exists", ASession_exists, "await exists(key) -> bool"),
     FASTM("touch", ASession_touch, "await touch(key) -> None"),
     FASTM("operate", ASession_operate, "await operate(key, ops) -> Record"),
+    FASTM("_execute", ASession_execute, "await _execute(kind, key, arg, opts)"),
+    FASTM("_batch", ASession_batch, "await _batch(rows) -> [RecordResult]"),
     {NULL}};
 
 int spkpy_aio_init_types(PyObject *module, spkpy_state *st) {

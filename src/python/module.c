@@ -88,6 +88,7 @@ static int module_exec(PyObject *m) {
   st->kwnames_exc = PyTuple_Pack(2, st->str_result_code, st->str_in_doubt);
   if (!st->kwnames_exc) return -1;
   if (spkpy_key_init_types(m, st) || spkpy_record_init_types(m, st) ||
+      spkpy_result_init_types(m, st) ||
       spkpy_cluster_init_types(m, st) || spkpy_session_init_types(m, st) ||
       spkpy_aio_init_types(m, st))
     return -1;
@@ -101,6 +102,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
   spkpy_state *st = PyModule_GetState(m);
   Py_VISIT(st->KeyType);
   Py_VISIT(st->RecordType);
+  Py_VISIT(st->RecordResultType);
   Py_VISIT(st->ClusterType);
   Py_VISIT(st->SessionType);
   Py_VISIT(st->LoopDriverType);
@@ -116,6 +118,7 @@ static int module_clear(PyObject *m) {
   spkpy_state *st = PyModule_GetState(m);
   Py_CLEAR(st->KeyType);
   Py_CLEAR(st->RecordType);
+  Py_CLEAR(st->RecordResultType);
   Py_CLEAR(st->ClusterType);
   Py_CLEAR(st->SessionType);
   Py_CLEAR(st->LoopDriverType);

@@ -191,3 +191,205 @@ int spkpy_record_init_types(PyObject *module, spkpy_state *st) {
   if (!st->RecordType) return -1;
   return PyModule_AddType(module, st->RecordType);
 }
+
+/* ---- RecordResult ------------------------------------------------------------ */
+
+PyObject *spkpy_result_new(spkpy_state *st, PyObject *key, PyObject *record, int code,
+                           bool in_doubt, Py_ssize_t index, const char *message) {
+  spkpy_RecordResult *r = PyObject_GC_New(spkpy_RecordResult, st->RecordResultType);
+  if (!r) {
+    Py_XDECREF(record);
+    return NULL;
+  }
+  r->key = Py_NewRef(key ? key : Py_None);
+  r->record = record ? record : Py_NewRef(Py_None);
+  r->result_code = code;
+  r->in_doubt = in_doubt;
+  r->index = index;
+  r->message = NULL;
+  if (message && message[0]) {
+    r->message = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace");
+    if (!r->message) PyErr_Clear();
+  }
+  r->exception = NULL;
+  r->udf_result = NULL;
+  PyObject_GC_Track(r);
+  return (PyObject *)r;
+}
+
+static PyObject *Result_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"key", "record", "result_code", "in_doubt", "index",
+                           "exception", "udf_result", NULL};
+  PyObject *key = Py_None, *record = Py_None, *exc = Py_None, *udf = Py_None;
+  int code = 0, in_doubt = 0;
+  Py_ssize_t index = -1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOipnOO:RecordResult", kwlist, &key,
+                                   &record, &code, &in_doubt, &index, &exc, &udf))
+    return NULL;
+  spkpy_RecordResult *r = (spkpy_RecordResult *)type->tp_alloc(type, 0);
+  if (!r) return NULL;
+  r->key = Py_NewRef(key);
+  r->record = Py_NewRef(record);
+  r->result_code = code;
+  r->in_doubt = in_doubt;
+  r->index = index;
+  r->exception = exc == Py_None ? NULL : Py_NewRef(exc);
+  r->udf_result = udf == Py_None ? NULL : Py_NewRef(udf);
+  return (PyObject *)r;
+}
+
+static int Result_traverse(spkpy_RecordResult *r, visitproc visit, void *arg) {
+  Py_VISIT(Py_TYPE(r));
+  Py_VISIT(r->key);
+  Py_VISIT(r->record);
+  Py_VISIT(r->exception);
+  Py_VISIT(r->udf_result);
+  Py_VISIT(r->message);
+  return 0;
+}
+
+static int Result_clear(spkpy_RecordResult *r) {
+  Py_CLEAR(r->key);
+  Py_CLEAR(r->record);
+  Py_CLEAR(r->exception);
+  Py_CLEAR(r->udf_result);
+  Py_CLEAR(r->message);
+  return 0;
+}
+
+static void Result_dealloc(spkpy_RecordResult *r) {
+  PyTypeObject *tp = Py_TYPE(r);
+  PyObject_GC_UnTrack(r);
+  Result_clear(r);
+  tp->tp_free(r);
+  Py_DECREF(tp);
+}
+
+static PyObject *Result_is_ok(spkpy_RecordResult *r, void *c) {
+  (void)c;
+  return PyBool_FromLong(r->result_code == 0);
+}
+
+/* The exception for a failed row, built on first use (most rows never
+ * need it).  None for a successful row. */
+static PyObject *Result_exception(PyObject *self, PyTypeObject *defining, PyObject *const *a,
+                                  Py_ssize_t n, PyObject *kw) {
+  (void)a;
+  (void)n;
+  (void)kw;
+  spkpy_RecordResult *r = (spkpy_RecordResult *)self;
+  if (r->result_code == 0) Py_RETURN_NONE;
+  if (r->exception) return Py_NewRef(r->exception);
+  spkpy_state *st = spkpy_state_of_type(defining);
+  spk_error e;
+  e.code = r->result_code;
+  e.in_doubt = r->in_doubt;
+  const char *msg = r->message ? PyUnicode_AsUTF8(r->message) : NULL;
+  snprintf(e.message, sizeof e.message, "%s", msg ? msg : spk_result_message(e.code));
+  spkpy_raise(st, &e);
+  PyObject *exc = spkpy_fetch_exception();
+  if (!exc) return NULL;
+  PyObject *old = r->exception;
+  r->exception = Py_NewRef(exc);
+  Py_XDECREF(old);
+  return exc;
+}
+
+static PyObject *Result_or_raise(PyObject *self, PyTypeObject *defining, PyObject *const *a,
+                                 Py_ssize_t n, PyObject *kw) {
+  spkpy_RecordResult *r = (spkpy_RecordResult *)self;
+  if (r->result_code == 0) return Py_NewRef(self);
+  PyObject *exc = Result_exception(self, defining, a, n, kw);
+  if (!exc) return NULL;
+  PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+  Py_DECREF(exc);
+  return NULL;
+}
+
+static PyObject *Result_record_or_raise(PyObject *self, PyTypeObject *defining,
+                                        PyObject *const *a, Py_ssize_t n, PyObject *kw) {
+  spkpy_RecordResult *r = (spkpy_RecordResult *)self;
+  if (r->result_code != 0) return Result_or_raise(self, defining, a, n, kw);
+  if (r->record == Py_None)
+    return PyErr_Format(PyExc_ValueError, "result for %R has no record", r->key);
+  return Py_NewRef(r->record);
+}
+
+static PyObject *Result_as_bool(PyObject *self, PyTypeObject *defining, PyObject *const *a,
+                                Py_ssize_t n, PyObject *kw) {
+  spkpy_RecordResult *r = (spkpy_RecordResult *)self;
+  if (r->result_code == 0) Py_RETURN_TRUE;
+  if (r->result_code == SPK_ERR_RECORD_NOT_FOUND) Py_RETURN_FALSE;
+  return Result_or_raise(self, defining, a, n, kw);
+}
+
+static PyObject *Result_repr(spkpy_RecordResult *r) {
+  if (r->result_code == 0)
+    return PyUnicode_FromFormat("RecordResult(key=%R, record=%R, index=%zd)", r->key,
+                                r->record, r->index);
+  return PyUnicode_FromFormat("RecordResult(key=%R, result_code=%d (%s), in_doubt=%s, index=%zd)",
+                              r->key, r->result_code, spk_result_name(r->result_code),
+                              r->in_doubt ? "True" : "False", r->index);
+}
+
+static PyObject *Result_get_exc(PyObject *self, void *c) {
+  (void)c;
+  spkpy_RecordResult *r = (spkpy_RecordResult *)self;
+  if (r->result_code == 0) Py_RETURN_NONE;
+  /* RecordResult cannot be subclassed, so its own type carries the state. */
+  return Result_exception(self, Py_TYPE(self), NULL, 0, NULL);
+}
+
+static PyMemberDef Result_members[] = {
+    {"key", T_OBJECT_EX, offsetof(spkpy_RecordResult, key), READONLY, "the row's Key"},
+    {"record", T_OBJECT_EX, offsetof(spkpy_RecordResult, record), READONLY,
+     "Record, or None (failed row, delete, exists)"},
+    {"result_code", T_INT, offsetof(spkpy_RecordResult, result_code), READONLY,
+     "Aerospike result code (0 = OK)"},
+    {"in_doubt", T_BOOL, offsetof(spkpy_RecordResult, in_doubt), READONLY,
+     "a failed write may have been applied"},
+    {"index", T_PYSSIZET, offsetof(spkpy_RecordResult, index), READONLY,
+     "position of the key in the request (-1 for query rows)"},
+    {"udf_result", T_OBJECT, offsetof(spkpy_RecordResult, udf_result), READONLY, NULL},
+    {NULL}};
+
+static PyGetSetDef Result_getset[] = {
+    {"is_ok", (getter)Result_is_ok, NULL, "result_code == 0", NULL},
+    {"exception", (getter)Result_get_exc, NULL,
+     "the AerospikeError of a failed row (None when OK)", NULL},
+    {NULL}};
+
+#define RM(name, fn, doc) \
+  {name, (PyCFunction)(void (*)(void))fn, METH_METHOD | METH_FASTCALL | METH_KEYWORDS, doc}
+
+static PyMethodDef Result_methods[] = {
+    RM("or_raise", Result_or_raise, "self if OK, else raise the row's exception"),
+    RM("record_or_raise", Result_record_or_raise, "the Record, or raise"),
+    RM("as_bool", Result_as_bool, "True if OK, False if not found, else raise"),
+    {NULL}};
+
+static PyType_Slot Result_slots[] = {
+    {Py_tp_doc, "RecordResult: the outcome for one key of a builder or batch call"},
+    {Py_tp_new, Result_new},
+    {Py_tp_dealloc, Result_dealloc},
+    {Py_tp_traverse, Result_traverse},
+    {Py_tp_clear, Result_clear},
+    {Py_tp_repr, Result_repr},
+    {Py_tp_members, Result_members},
+    {Py_tp_getset, Result_getset},
+    {Py_tp_methods, Result_methods},
+    {0, NULL}};
+
+static PyType_Spec Result_spec = {
+    .name = "cspike._core.RecordResult",
+    .basicsize = sizeof(spkpy_RecordResult),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Result_slots,
+};
+
+int spkpy_result_init_types(PyObject *module, spkpy_state *st) {
+  st->RecordResultType =
+      (PyTypeObject *)PyType_FromModuleAndSpec(module, &Result_spec, NULL);
+  if (!st->RecordResultType) return -1;
+  return PyModule_AddType(module, st->RecordResultType);
+}

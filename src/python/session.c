@@ -126,7 +126,8 @@ static int Session_init(spkpy_Session *self, PyObject *args, PyObject *kw) {
     PyErr_SetString(PyExc_RuntimeError, "session is already initialised");
     return -1;
   }
-  static const char *const what[] = {"read", "write", "retryable write"};
+  static const char *const what[] = {"read", "write", "retryable write", "batch read",
+                                     "batch write"};
   spk_policy pol[2 * SPKPY_POL_N];
   for (int i = 0; i < 2 * SPKPY_POL_N; i++)
     if (spkpy_policy_from_tuple(PyTuple_GET_ITEM(pols, i), &pol[i],
@@ -184,19 +185,6 @@ static inline spkpy_Key *as_key(spkpy_state *st, PyObject *o) {
   PyErr_Format(PyExc_TypeError, "key must be a cspike.Key, not %.100s",
                Py_TYPE(o)->tp_name);
   return NULL;
-}
-
-static size_t begin_msg(spk_buf *tx, const spk_policy *p, uint8_t info1,
-                        uint8_t info2, uint8_t info3, uint32_t ttl) {
-  spk_msg_header h;
-  memset(&h, 0, sizeof h);
-  h.header_sz = SPK_MSG_HEADER_SIZE;
-  h.info1 = info1;
-  h.info2 = info2;
-  h.info3 = info3;
-  h.record_ttl = ttl;
-  h.transaction_ttl = server_timeout(p);
-  return spk_msg_begin(tx, &h);
 }
 
 static inline uint8_t read_info1(const spk_policy *p) {
@@ -359,67 +347,100 @@ static int build_ops(spkpy_state *st, spk_buf *tx, PyObject *ops) {
   return (int)n;
 }
 
-int spkpy_build(spkpy_state *st, spkpy_Session *self, spkpy_kind kind,
-                PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-                spk_buf *tx, spkpy_req *req) {
-  PyObject *vals[2] = {NULL, NULL};
-  memset(req, 0, sizeof *req);
-  req->kind = kind;
-  if (parse_call(kind, args, nargs, kwnames, vals)) return -1;
-  spkpy_Key *k = as_key(st, vals[0]);
-  if (!k || check_session(self)) return -1;
-  const spk_policy *p;
-  size_t start;
-  int nf, nops = 0;
-  switch (kind) {
-    case SPKPY_K_GET: {
-      p = &self->pol[SPKPY_POL_READ];
-      uint8_t info1 = read_info1(p) | (vals[1] == Py_None ? SPK_INFO1_GET_ALL : 0);
-      start = begin_msg(tx, p, info1, 0, 0, p->read_touch_ttl_percent);
-      if (start == (size_t)-1) goto oom;
-      if ((nf = spkpy_write_key_fields(tx, k, false)) < 0) return -1;
-      if (vals[1] != Py_None && (nops = read_names(tx, vals[1])) < 0) return -1;
-      break;
+/* Record-exists actions (builder verbs) -> header bits. */
+static void apply_exists(uint8_t exists, uint8_t *info2, uint8_t *info3) {
+  switch (exists) {
+    case SPKPY_EXISTS_UPDATE_ONLY: *info3 |= SPK_INFO3_UPDATE_ONLY; break;
+    case SPKPY_EXISTS_REPLACE: *info3 |= SPK_INFO3_CREATE_OR_REPLACE; break;
+    case SPKPY_EXISTS_REPLACE_ONLY: *info3 |= SPK_INFO3_REPLACE_ONLY; break;
+    case SPKPY_EXISTS_CREATE_ONLY: *info2 |= SPK_INFO2_CREATE_ONLY; break;
+    default: break;
+  }
+}
+
+int spkpy_opts_parse(PyObject *t, spkpy_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->durable = -1;
+  if (t == NULL || t == Py_None) return 0;
+  PyObject *ttl, *filter;
+  int exists, gen_policy, durable, no_bins;
+  unsigned int generation;
+  if (!PyArg_ParseTuple(t, "OiiIipO;opts must be (ttl, exists, gen_policy, generation, "
+                           "durable_delete, no_bins, filter)",
+                        &ttl, &exists, &gen_policy, &generation, &durable, &no_bins,
+                        &filter))
+    return -1;
+  o->set = true;
+  if (ttl != Py_None) {
+    long long v = PyLong_AsLongLong(ttl);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < -2 || v > 0xFFFFFFFDll) {
+      PyErr_Format(PyExc_ValueError,
+                   "ttl %lld is invalid: use seconds > 0, 0 (namespace default), "
+                   "-1 (never expire) or -2 (keep the current TTL)", v);
+      return -1;
     }
+    o->ttl = v == -1 ? SPK_TTL_NEVER_EXPIRE : v == -2 ? SPK_TTL_DONT_UPDATE : (uint32_t)v;
+  }
+  if (exists < 0 || exists > SPKPY_EXISTS_CREATE_ONLY || gen_policy < 0 || gen_policy > 2) {
+    PyErr_SetString(PyExc_ValueError, "bad record-exists or generation policy");
+    return -1;
+  }
+  o->exists = (uint8_t)exists;
+  o->gen_policy = (uint8_t)gen_policy;
+  o->generation = generation;
+  o->durable = (int8_t)(durable < 0 ? -1 : durable > 0);
+  o->no_bins = no_bins;
+  if (filter != Py_None) {
+    if (!PyBytes_Check(filter)) {
+      PyErr_SetString(PyExc_TypeError, "filter must be packed expression bytes");
+      return -1;
+    }
+    o->filter = filter;
+  }
+  return 0;
+}
+
+int spkpy_attrs_for(spkpy_state *st, spkpy_Session *self, spkpy_kind kind,
+                    PyObject *arg, const spkpy_opts *opts, bool batch,
+                    spkpy_attrs *a, spkpy_req *req) {
+  (void)st;
+  const spk_policy *pol = self->pol;
+  bool may_retry = opts->exists != SPKPY_EXISTS_CREATE_ONLY && opts->gen_policy == 0;
+  memset(a, 0, sizeof *a);
+  switch (kind) {
+    case SPKPY_K_GET:
+    case SPKPY_K_EXISTS:
+      a->p = &pol[batch ? SPKPY_POL_READ_BATCH : SPKPY_POL_READ];
+      a->info1 = read_info1(a->p);
+      if (kind == SPKPY_K_EXISTS || opts->no_bins) a->info1 |= SPK_INFO1_GET_NOBINDATA;
+      else if (arg == Py_None) a->info1 |= SPK_INFO1_GET_ALL;
+      a->ttl = a->p->read_touch_ttl_percent;
+      return 0;
     case SPKPY_K_PUT:
-      if (!PyDict_Check(vals[1])) {
-        PyErr_Format(PyExc_TypeError, "bins must be a dict, not %.100s",
-                     Py_TYPE(vals[1])->tp_name);
+      if (!PyDict_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "bins must be a dict, not %.100s", Py_TYPE(arg)->tp_name);
         return -1;
       }
-      p = &self->pol[SPKPY_POL_WRITE_RETRYABLE];
-      req->is_write = true;
-      start = begin_msg(tx, p, 0, SPK_INFO2_WRITE, write_info3(p), 0);
-      if (start == (size_t)-1) goto oom;
-      if ((nf = spkpy_write_key_fields(tx, k, p->send_key)) < 0) return -1;
-      if ((nops = write_bins(st, tx, vals[1])) < 0) return -1;
-      break;
-    case SPKPY_K_EXISTS:
-      p = &self->pol[SPKPY_POL_READ];
-      start = begin_msg(tx, p, read_info1(p) | SPK_INFO1_GET_NOBINDATA, 0, 0,
-                        p->read_touch_ttl_percent);
-      if (start == (size_t)-1) goto oom;
-      if ((nf = spkpy_write_key_fields(tx, k, false)) < 0) return -1;
-      break;
+      /* fall through */
     case SPKPY_K_DELETE:
     case SPKPY_K_TOUCH:
-      p = &self->pol[SPKPY_POL_WRITE_RETRYABLE];
+      a->p = &pol[batch ? SPKPY_POL_WRITE_BATCH
+                        : may_retry ? SPKPY_POL_WRITE_RETRYABLE : SPKPY_POL_WRITE];
       req->is_write = true;
-      start = kind == SPKPY_K_DELETE
-                  ? begin_msg(tx, p, 0,
-                              SPK_INFO2_WRITE | SPK_INFO2_DELETE |
-                                  (p->durable_delete ? SPK_INFO2_DURABLE_DELETE : 0),
-                              write_info3(p), 0)
-                  : begin_msg(tx, p, 0, SPK_INFO2_WRITE, write_info3(p), 0);
-      if (start == (size_t)-1) goto oom;
-      if ((nf = spkpy_write_key_fields(tx, k, p->send_key)) < 0) return -1;
-      if (kind == SPKPY_K_TOUCH) {
-        if (spk_msg_op_raw(tx, SPK_OP_TOUCH, SPK_PARTICLE_NULL, NULL, 0, NULL, 0)) goto oom;
-        nops = 1;
+      a->info2 = SPK_INFO2_WRITE;
+      if (kind == SPKPY_K_DELETE) {
+        a->info2 |= SPK_INFO2_DELETE;
+        if (opts->durable > 0 || (opts->durable < 0 && a->p->durable_delete))
+          a->info2 |= SPK_INFO2_DURABLE_DELETE;
       }
+      /* Batch rows answer every write op with a placeholder (as C does). */
+      if (batch && kind != SPKPY_K_PUT) a->info2 |= SPK_INFO2_RESPOND_ALL_OPS;
+      a->info3 = write_info3(a->p);
+      a->ttl = opts->ttl;
       break;
     case SPKPY_K_OPERATE: {
-      PyObject *ops = PySequence_Tuple(vals[1]);
+      PyObject *ops = PySequence_Tuple(arg);
       if (!ops) return -1;
       req->ops = ops; /* owned by req from here on */
       Py_ssize_t n = PyTuple_GET_SIZE(ops);
@@ -449,32 +470,99 @@ int spkpy_build(spkpy_state *st, spkpy_Session *self, spkpy_kind kind,
           if (!op_is_idempotent_write(code)) idempotent = false;
         }
       }
-      p = !any_write ? &self->pol[SPKPY_POL_READ]
-          : idempotent ? &self->pol[SPKPY_POL_WRITE_RETRYABLE]
-                       : &self->pol[SPKPY_POL_WRITE];
+      if (batch)
+        a->p = &pol[any_write ? SPKPY_POL_WRITE_BATCH : SPKPY_POL_READ_BATCH];
+      else
+        a->p = !any_write ? &pol[SPKPY_POL_READ]
+               : (idempotent && may_retry) ? &pol[SPKPY_POL_WRITE_RETRYABLE]
+                                           : &pol[SPKPY_POL_WRITE];
       req->is_write = any_write;
       /* One result per op, in order, unless reading all bins (the server
        * does not allow both). */
       req->respond_all = !read_all;
-      uint8_t info1 = any_read ? (uint8_t)(read_info1(p) | (read_all ? SPK_INFO1_GET_ALL : 0)) : 0;
-      uint8_t info2 = (uint8_t)((any_write ? SPK_INFO2_WRITE : 0) |
-                                (req->respond_all ? SPK_INFO2_RESPOND_ALL_OPS : 0));
-      start = begin_msg(tx, p, info1, info2, any_write ? write_info3(p) : 0,
-                        any_write ? 0 : p->read_touch_ttl_percent);
-      if (start == (size_t)-1) goto oom;
-      if ((nf = spkpy_write_key_fields(tx, k, any_write && p->send_key)) < 0) return -1;
-      if ((nops = build_ops(st, tx, ops)) < 0) return -1;
+      if (any_read) a->info1 = (uint8_t)(read_info1(a->p) | (read_all ? SPK_INFO1_GET_ALL : 0));
+      if (any_write) a->info2 = SPK_INFO2_WRITE;
+      if (req->respond_all) a->info2 |= SPK_INFO2_RESPOND_ALL_OPS;
+      if (any_write) {
+        a->info3 = write_info3(a->p);
+        a->ttl = opts->ttl;
+      } else {
+        a->ttl = a->p->read_touch_ttl_percent;
+      }
       break;
     }
     default:
       PyErr_SetString(PyExc_SystemError, "bad command kind");
       return -1;
   }
+  if (req->is_write) {
+    if (opts->gen_policy == 1) a->info2 |= SPK_INFO2_GENERATION;
+    else if (opts->gen_policy == 2) a->info2 |= SPK_INFO2_GENERATION_GT;
+    if (opts->gen_policy) a->generation = opts->generation;
+    if (kind != SPKPY_K_DELETE && kind != SPKPY_K_TOUCH)
+      apply_exists(opts->exists, &a->info2, &a->info3);
+  }
+  return 0;
+}
+
+int spkpy_write_ops(spkpy_state *st, spk_buf *tx, spkpy_kind kind, PyObject *arg,
+                    const spkpy_opts *opts, spkpy_req *req) {
+  switch (kind) {
+    case SPKPY_K_GET:
+      if (arg != Py_None && !opts->no_bins) return read_names(tx, arg);
+      return 0;
+    case SPKPY_K_PUT:
+      return write_bins(st, tx, arg);
+    case SPKPY_K_TOUCH:
+      if (spk_msg_op_raw(tx, SPK_OP_TOUCH, SPK_PARTICLE_NULL, NULL, 0, NULL, 0)) {
+        PyErr_NoMemory();
+        return -1;
+      }
+      return 1;
+    case SPKPY_K_OPERATE:
+      return build_ops(st, tx, req->ops);
+    default:
+      return 0;
+  }
+}
+
+int spkpy_build_vals(spkpy_state *st, spkpy_Session *self, spkpy_kind kind,
+                     PyObject *key, PyObject *arg, const spkpy_opts *opts, spk_buf *tx,
+                     spkpy_req *req) {
+  static const spkpy_opts no_opts = {.durable = -1};
+  if (!opts) opts = &no_opts;
+  memset(req, 0, sizeof *req);
+  req->kind = kind;
+  spkpy_Key *k = as_key(st, key);
+  if (!k || check_session(self)) return -1;
+  spkpy_attrs a;
+  if (spkpy_attrs_for(st, self, kind, arg, opts, false, &a, req)) return -1;
+  spk_msg_header h;
+  memset(&h, 0, sizeof h);
+  h.header_sz = SPK_MSG_HEADER_SIZE;
+  h.info1 = a.info1;
+  h.info2 = a.info2;
+  h.info3 = a.info3;
+  h.generation = a.generation;
+  h.record_ttl = a.ttl;
+  h.transaction_ttl = server_timeout(a.p);
+  size_t start = spk_msg_begin(tx, &h);
+  if (start == (size_t)-1) goto oom;
+  int nf = spkpy_write_key_fields(tx, k, req->is_write && a.p->send_key);
+  if (nf < 0) return -1;
+  if (opts->filter) {
+    if (spk_msg_field(tx, SPK_FIELD_FILTER, PyBytes_AS_STRING(opts->filter),
+                      (size_t)PyBytes_GET_SIZE(opts->filter)))
+      goto oom;
+    nf++;
+  }
+  int nops = spkpy_write_ops(st, tx, kind, arg, opts, req);
+  if (nops < 0) return -1;
   if (spk_msg_end(tx, start, (uint16_t)nf, (uint16_t)nops) != 0) {
     PyErr_SetString(PyExc_ValueError, "request exceeds the 128 MiB message limit");
     return -1;
   }
-  req->policy = p;
+  req->policy = a.p;
   req->key = (spkpy_Key *)Py_NewRef((PyObject *)k);
   req->ns = k->ns;
   req->ns_len = k->ns_len;
@@ -485,12 +573,21 @@ oom:
   return -1;
 }
 
+int spkpy_build(spkpy_state *st, spkpy_Session *self, spkpy_kind kind,
+                PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                spk_buf *tx, spkpy_req *req) {
+  PyObject *vals[2] = {NULL, NULL};
+  memset(req, 0, sizeof *req);
+  if (parse_call(kind, args, nargs, kwnames, vals)) return -1;
+  return spkpy_build_vals(st, self, kind, vals[0], vals[1], NULL, tx, req);
+}
+
 void spkpy_req_clear(spkpy_req *req) {
   Py_CLEAR(req->ops);
   Py_CLEAR(req->key);
 }
 
-static PyObject *finish_operate(spkpy_state *st, spkpy_req *req, const spk_msg_view *v) {
+PyObject *spkpy_finish_operate(spkpy_state *st, spkpy_req *req, const spk_msg_view *v) {
   Py_ssize_t n = PyTuple_GET_SIZE(req->ops);
   PyObject *bins = PyDict_New(), *results = NULL;
   if (!bins) return NULL;
@@ -554,7 +651,10 @@ fail:
   return NULL;
 }
 
+PyObject *spkpy_finish_rr(spkpy_state *st, spkpy_req *req, spk_cmd *cmd);
+
 PyObject *spkpy_finish(spkpy_state *st, spkpy_req *req, spk_cmd *cmd) {
+  if (req->rr) return spkpy_finish_rr(st, req, cmd);
   int rc = cmd->err.code;
   if (rc != 0) {
     if (rc == SPK_ERR_RECORD_NOT_FOUND &&
@@ -573,7 +673,7 @@ PyObject *spkpy_finish(spkpy_state *st, spkpy_req *req, spk_cmd *cmd) {
     case SPKPY_K_EXISTS:
       return Py_NewRef(Py_True);
     case SPKPY_K_OPERATE:
-      return finish_operate(st, req, &cmd->resp);
+      return spkpy_finish_operate(st, req, &cmd->resp);
     default:
       return Py_NewRef(Py_None);
   }
@@ -620,6 +720,71 @@ SYNC_METHOD(Session_exists, SPKPY_K_EXISTS)
 SYNC_METHOD(Session_touch, SPKPY_K_TOUCH)
 SYNC_METHOD(Session_operate, SPKPY_K_OPERATE)
 
+/* _execute(kind, key, arg, opts): the builders' single crossing into C. */
+int spkpy_parse_execute(PyObject *const *args, Py_ssize_t nargs, spkpy_kind *kind,
+                        spkpy_opts *opts) {
+  if (nargs != 4) {
+    PyErr_SetString(PyExc_TypeError, "_execute(kind, key, arg, opts)");
+    return -1;
+  }
+  long k = PyLong_AsLong(args[0]);
+  if (k < SPKPY_K_GET || k > SPKPY_K_OPERATE) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad command kind");
+    return -1;
+  }
+  *kind = (spkpy_kind)k;
+  return spkpy_opts_parse(args[3], opts);
+}
+
+/* The result of a finished command as a RecordResult: server and network
+ * failures become result-coded rows instead of exceptions (the builders
+ * route them); misuse errors are still raised by the build step. */
+PyObject *spkpy_finish_rr(spkpy_state *st, spkpy_req *req, spk_cmd *cmd) {
+  int rc = cmd->err.code;
+  PyObject *key = (PyObject *)req->key;
+  if (rc != 0)
+    return spkpy_result_new(st, key, NULL, rc, cmd->err.in_doubt, 0, cmd->err.message);
+  PyObject *record = NULL;
+  if (req->kind == SPKPY_K_GET || req->kind == SPKPY_K_EXISTS) {
+    PyObject *bins = spkpy_decode_bins(st, &cmd->resp);
+    record = bins ? spkpy_record_new(st, key, bins, NULL, cmd->resp.h.generation,
+                                     cmd->resp.h.record_ttl)
+                  : NULL;
+    if (!record) return NULL;
+  } else if (req->kind == SPKPY_K_OPERATE) {
+    record = spkpy_finish_operate(st, req, &cmd->resp);
+    if (!record) return NULL;
+  }
+  return spkpy_result_new(st, key, record, 0, false, 0, NULL);
+}
+
+static PyObject *Session_execute(PyObject *self, PyTypeObject *defining,
+                                 PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames) {
+  spkpy_state *st = spkpy_state_of_type(defining);
+  spkpy_kind kind;
+  spkpy_opts opts;
+  if (kwnames || spkpy_parse_execute(args, nargs, &kind, &opts)) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_execute takes no keywords");
+    return NULL;
+  }
+  bufs_t b;
+  if (bufs_acquire(&b)) return NULL;
+  spkpy_req req;
+  PyObject *res = NULL;
+  if (spkpy_build_vals(st, (spkpy_Session *)self, kind, args[1], args[2], &opts, b.tx,
+                       &req) == 0) {
+    req.rr = true;
+    spk_cmd cmd;
+    spkpy_req_cmd(&cmd, (spkpy_Session *)self, &req, b.tx, b.rx);
+    spkpy_execute(&cmd);
+    res = spkpy_finish(st, &req, &cmd);
+  }
+  spkpy_req_clear(&req);
+  bufs_release(&b);
+  return res;
+}
+
 /* ---- type ---------------------------------------------------------------------- */
 
 static PyObject *Session_get_cluster(spkpy_Session *self, void *c) {
@@ -638,6 +803,10 @@ static PyMethodDef Session_methods[] = {
     FASTM("delete", Session_delete, "delete(key) -> bool (False if absent)"),
     FASTM("exists", Session_exists, "exists(key) -> bool"),
     FASTM("touch", Session_touch, "touch(key) -> None; resets the record's TTL"),
+    FASTM("_batch", spkpy_session_batch,
+          "_batch(rows) -> [RecordResult]: rows of (kind, key, arg, opts)"),
+    FASTM("_execute", Session_execute,
+          "_execute(kind, key, arg, opts): one command with builder options"),
     FASTM("operate", Session_operate,
           "operate(key, ops) -> Record with bins of read results and .results "
           "(one per op)"),

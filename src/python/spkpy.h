@@ -32,6 +32,7 @@
 typedef struct spkpy_state {
   PyTypeObject *KeyType;
   PyTypeObject *RecordType;
+  PyTypeObject *RecordResultType;
   PyTypeObject *ClusterType;
   PyTypeObject *SessionType;
   PyTypeObject *LoopDriverType; /* event-loop driver (async) */
@@ -108,6 +109,25 @@ PyObject *spkpy_record_new(spkpy_state *st, PyObject *key, PyObject *bins,
                            PyObject *results, uint32_t generation,
                            uint32_t void_time);
 
+/* ---- RecordResult -------------------------------------------------------------- */
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *key;
+  PyObject *record;    /* Record or None */
+  PyObject *exception; /* built lazily */
+  PyObject *udf_result;
+  PyObject *message;   /* str or NULL */
+  Py_ssize_t index;
+  int result_code;
+  bool in_doubt;
+} spkpy_RecordResult;
+
+int spkpy_result_init_types(PyObject *module, spkpy_state *st);
+/* New RecordResult; steals `record` (may be NULL = None). */
+PyObject *spkpy_result_new(spkpy_state *st, PyObject *key, PyObject *record, int code,
+                           bool in_doubt, Py_ssize_t index, const char *message);
+
 /* ---- Cluster (client core) ------------------------------------------------ */
 
 typedef struct {
@@ -124,7 +144,9 @@ enum spkpy_policy_slot {
   SPKPY_POL_READ = 0,
   SPKPY_POL_WRITE = 1,
   SPKPY_POL_WRITE_RETRYABLE = 2,
-  SPKPY_POL_N = 3
+  SPKPY_POL_READ_BATCH = 3,
+  SPKPY_POL_WRITE_BATCH = 4,
+  SPKPY_POL_N = 5
 };
 
 typedef struct {
@@ -164,7 +186,56 @@ typedef struct spkpy_req {
   uint32_t pid;
   bool is_write;
   bool respond_all;
+  bool rr; /* finish as a RecordResult (builders) instead of value/raise */
 } spkpy_req;
+
+/* Builder options of one command (the fast path uses none). */
+enum {
+  SPKPY_EXISTS_UPDATE = 0, /* upsert: the server default */
+  SPKPY_EXISTS_UPDATE_ONLY = 1,
+  SPKPY_EXISTS_REPLACE = 2,
+  SPKPY_EXISTS_REPLACE_ONLY = 3,
+  SPKPY_EXISTS_CREATE_ONLY = 4
+};
+
+typedef struct spkpy_opts {
+  bool set;
+  uint32_t ttl;        /* wire record_ttl of writes (0 = namespace default) */
+  uint8_t exists;      /* SPKPY_EXISTS_* */
+  uint8_t gen_policy;  /* 0 none, 1 equal, 2 greater */
+  uint32_t generation;
+  int8_t durable;      /* -1 = policy, 0 / 1 */
+  bool no_bins;        /* header-only read */
+  PyObject *filter;    /* packed filter expression (borrowed) or NULL */
+} spkpy_opts;
+
+/* opts tuple (ttl, exists, gen_policy, generation, durable, no_bins,
+ * filter) or None. 0 / -1. */
+int spkpy_opts_parse(PyObject *t, spkpy_opts *o);
+int spkpy_parse_execute(PyObject *const *args, Py_ssize_t nargs, spkpy_kind *kind,
+                        spkpy_opts *opts);
+/* Header attributes of one command, shared by single-record messages and
+ * batch rows. */
+typedef struct spkpy_attrs {
+  const spk_policy *p;
+  uint8_t info1, info2, info3;
+  uint32_t ttl;
+  uint32_t generation;
+} spkpy_attrs;
+
+/* Validate arg for kind, choose the policy and header bits.  Fills
+ * req->is_write / respond_all / ops.  0 or -1 with an exception. */
+int spkpy_attrs_for(spkpy_state *st, spkpy_Session *self, spkpy_kind kind,
+                    PyObject *arg, const spkpy_opts *opts, bool batch,
+                    spkpy_attrs *a, spkpy_req *req);
+/* Append the ops of a command; returns the op count or -1. */
+int spkpy_write_ops(spkpy_state *st, spk_buf *tx, spkpy_kind kind, PyObject *arg,
+                    const spkpy_opts *opts, spkpy_req *req);
+
+/* Encode one command from already-parsed values (key, bins/ops/names). */
+int spkpy_build_vals(spkpy_state *st, spkpy_Session *self, spkpy_kind kind,
+                     PyObject *key, PyObject *arg, const spkpy_opts *opts, spk_buf *tx,
+                     spkpy_req *req);
 
 /* Parse the Python arguments of a `kind` call and encode the request into
  * tx.  0, or -1 with an exception (req then only needs spkpy_req_clear). */
@@ -229,6 +300,24 @@ PyObject *spkpy_raise_code(spkpy_state *st, int code, const char *fmt, ...);
 int spkpy_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
                      PyObject *kwnames, const char *const *names, int n_required,
                      int n_total, PyObject **vals);
+
+/* ---- batch ---- */
+#include "cmd/spk_batch.h"
+
+typedef struct spkpy_bjob {
+  spk_batch job;
+  spk_batch_row *rows;
+  spkpy_req *reqs; /* per row: kind, key (owned), ops (owned) */
+  Py_ssize_t n;
+  const spk_policy *policy;
+} spkpy_bjob;
+
+int spkpy_bjob_build(spkpy_state *st, spkpy_Session *s, PyObject *rows, spkpy_bjob *bj);
+PyObject *spkpy_bjob_results(spkpy_state *st, spkpy_bjob *bj);
+void spkpy_bjob_free(spkpy_bjob *bj);
+PyObject *spkpy_session_batch(PyObject *self, PyTypeObject *defining, PyObject *const *args,
+                              Py_ssize_t nargs, PyObject *kwnames);
+PyObject *spkpy_finish_operate(spkpy_state *st, spkpy_req *req, const spk_msg_view *v);
 
 /* Run a command with the GIL released; returns cmd->err.code. */
 int spkpy_execute(spk_cmd *cmd);

@@ -150,7 +150,7 @@ static void conn_release(spk_loop *l, spk_acmd *a) {
   if (!c) return;
   a->conn = NULL;
   c->cmd = NULL;
-  if (!a->cmd.conn_ok || a->connecting || spk_pool_is_closed(&c->node->pool) ||
+  if (!a->cmdp->conn_ok || a->connecting || spk_pool_is_closed(&c->node->pool) ||
       conn_watch(l, c, EPOLLIN) != 0) {
     a->connecting = false;
     conn_close(l, c);
@@ -184,8 +184,8 @@ static spk_lconn *conn_get_idle(spk_loop *l, spk_node *n) {
 static void run(spk_loop *l, spk_acmd *a, int st);
 
 static int attempt_timer(spk_loop *l, spk_acmd *a) {
-  uint64_t now = spk_now_ns(), when = a->cmd.deadline_ns;
-  uint32_t sock = a->cmd.policy->socket_timeout_ms;
+  uint64_t now = spk_now_ns(), when = a->cmdp->deadline_ns;
+  uint32_t sock = a->cmdp->policy->socket_timeout_ms;
   if (sock) {
     uint64_t s = now + (uint64_t)sock * 1000000u;
     if (!when || s < when) when = s;
@@ -194,19 +194,19 @@ static int attempt_timer(spk_loop *l, spk_acmd *a) {
 }
 
 static int do_conn(spk_loop *l, spk_acmd *a) {
-  spk_node *n = a->cmd.node;
+  spk_node *n = a->cmdp->node;
   spk_lconn *c = conn_get_idle(l, n);
   if (c) {
     c->cmd = a;
     a->conn = c;
     a->connecting = false;
     attempt_timer(l, a);
-    return spk_cmd_conn_ready(&a->cmd);
+    return spk_cmd_conn_ready(a->cmdp);
   }
-  if (spk_pool_ref(&n->pool) != 0) return spk_cmd_failed(&a->cmd, SPK_ERR_CLOSED, NULL);
+  if (spk_pool_ref(&n->pool) != 0) return spk_cmd_failed(a->cmdp, SPK_ERR_CLOSED, NULL);
   c = calloc(1, sizeof *c);
   if (!c) {
-    int st = spk_cmd_failed(&a->cmd, SPK_ERR_CLIENT, "out of memory");
+    int st = spk_cmd_failed(a->cmdp, SPK_ERR_CLIENT, "out of memory");
     spk_pool_unref(&n->pool);
     return st;
   }
@@ -221,7 +221,7 @@ static int do_conn(spk_loop *l, spk_acmd *a) {
     char msg[160], where[80];
     spk_addr_format(&n->addr, where, sizeof where);
     snprintf(msg, sizeof msg, "connect to %s failed: %s", where, strerror(errno));
-    int st = spk_cmd_failed(&a->cmd, SPK_ERR_CONNECTION, msg);
+    int st = spk_cmd_failed(a->cmdp, SPK_ERR_CONNECTION, msg);
     if (c->fd >= 0) close(c->fd);
     free(c);
     spk_pool_unref(&n->pool);
@@ -230,7 +230,7 @@ static int do_conn(spk_loop *l, spk_acmd *a) {
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
   c->events = ev.events;
   if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-    int st = spk_cmd_failed(&a->cmd, SPK_ERR_CONNECTION, "epoll_ctl failed");
+    int st = spk_cmd_failed(a->cmdp, SPK_ERR_CONNECTION, "epoll_ctl failed");
     close(c->fd);
     free(c);
     spk_pool_unref(&n->pool);
@@ -240,21 +240,21 @@ static int do_conn(spk_loop *l, spk_acmd *a) {
   a->conn = c;
   a->connecting = in_progress;
   attempt_timer(l, a);
-  int st = spk_cmd_conn_ready(&a->cmd);
+  int st = spk_cmd_conn_ready(a->cmdp);
   return a->connecting ? STEP_WAIT : st;
 }
 
 /* Fail the attempt: the connection is closed (stream state unknown). */
 static int io_fail(spk_loop *l, spk_acmd *a, int code, const char *msg) {
-  int st = spk_cmd_failed(&a->cmd, code, msg);
-  a->cmd.conn_ok = false;
+  int st = spk_cmd_failed(a->cmdp, code, msg);
+  a->cmdp->conn_ok = false;
   conn_release(l, a);
   return st;
 }
 
 static int do_send(spk_loop *l, spk_acmd *a) {
   spk_lconn *c = a->conn;
-  spk_cmd *cmd = &a->cmd;
+  spk_cmd *cmd = a->cmdp;
   while (cmd->tx_off < cmd->tx->len) {
     ssize_t w = send(c->fd, cmd->tx->data + cmd->tx_off, cmd->tx->len - cmd->tx_off,
                      MSG_NOSIGNAL);
@@ -276,7 +276,7 @@ static int do_send(spk_loop *l, spk_acmd *a) {
 }
 
 static int do_recv(spk_loop *l, spk_acmd *a) {
-  spk_cmd *cmd = &a->cmd;
+  spk_cmd *cmd = a->cmdp;
   spk_buf *rx = cmd->rx;
   for (;;) {
     size_t want = cmd->need > rx->len ? cmd->need - rx->len : 0;
@@ -342,7 +342,7 @@ static void run(spk_loop *l, spk_acmd *a, int st) {
         break;
       case SPK_STEP_SLEEP:
         a->step = SPK_STEP_SLEEP;
-        timer_set(l, a, spk_now_ns() + (uint64_t)a->cmd.sleep_ms * 1000000u);
+        timer_set(l, a, spk_now_ns() + (uint64_t)a->cmdp->sleep_ms * 1000000u);
         return;
       default: /* SPK_STEP_DONE */
         a->step = SPK_STEP_DONE;
@@ -417,7 +417,7 @@ void spk_loop_run_timers(spk_loop *l, uint64_t now_ns) {
     spk_acmd *a = l->heap[0];
     timer_cancel(l, a);
     if (a->step == SPK_STEP_SLEEP) {
-      run(l, a, spk_cmd_wake(&a->cmd, now_ns));
+      run(l, a, spk_cmd_wake(a->cmdp, now_ns));
     } else {
       const char *what = a->connecting ? "timed out connecting"
                          : a->step == SPK_STEP_RECV ? "timed out waiting for the response"
@@ -467,6 +467,7 @@ spk_acmd *spk_loop_acmd_alloc(spk_loop *l) {
   a->active = false;
   a->tx.len = a->rx.len = 0;
   a->udata = (char *)a + ACMD_SIZE;
+  a->cmdp = &a->cmd;
   return a;
 }
 
@@ -485,7 +486,7 @@ void spk_loop_start(spk_loop *l, spk_acmd *a) {
   if (l->active) l->active->prev = a;
   l->active = a;
   l->n_active++;
-  run(l, a, spk_cmd_begin(&a->cmd, spk_now_ns()));
+  run(l, a, spk_cmd_begin(a->cmdp, spk_now_ns()));
 }
 
 size_t spk_loop_inflight(const spk_loop *l) { return l->n_active; }
@@ -525,9 +526,9 @@ void spk_loop_trim(spk_loop *l, uint64_t now_ns, uint32_t idle_ms) {
 void spk_loop_abort_all(spk_loop *l, int code, const char *message) {
   while (l->active) {
     spk_acmd *a = l->active;
-    a->cmd.conn_ok = false;
-    spk_error_set(&a->cmd.err, code, "%s", message);
-    a->cmd.err.in_doubt = spk_cmd_in_doubt(&a->cmd, code);
+    a->cmdp->conn_ok = false;
+    spk_error_set(&a->cmdp->err, code, "%s", message);
+    a->cmdp->err.in_doubt = spk_cmd_in_doubt(a->cmdp, code);
     finish(l, a);
   }
   close_idle(l, 0, 0, true);

@@ -34,6 +34,8 @@ typedef void (*spk_acmd_done_fn)(spk_acmd *a);
 
 struct spk_acmd {
   spk_cmd cmd;
+  spk_cmd *cmdp; /* the command this runs: &cmd, or one owned elsewhere (a
+                    batch job's node command); set after acmd_alloc */
   spk_buf tx; /* request; kept across reuse */
   spk_buf rx; /* response; kept across reuse */
   spk_acmd_done_fn on_done;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../cmd/spk_batch.h"
 #include "../net/spk_socket.h"
 
 /* Receive in chunks of at least this much, so one recv() usually takes a
@@ -179,5 +180,23 @@ int spk_sync_execute(spk_cmd *cmd) {
         if (conn) release(cmd, node, &conn);
         return cmd->err.code;
     }
+  }
+}
+
+int spk_sync_batch(spk_batch *job) {
+  for (;;) {
+    int n = spk_batch_plan(job, spk_now_ns());
+    if (n <= 0) {
+      spk_cluster_unpin();
+      spk_batch_round_end(job);
+      return n < 0 ? n : 0;
+    }
+    /* The snapshot stays pinned while this round's node commands run, so
+     * their nodes cannot be freed under them. */
+    for (int i = 0; i < n; i++) {
+      spk_sync_execute(&job->nodes[i].cmd);
+      spk_batch_node_done(job, &job->nodes[i]);
+    }
+    spk_cluster_unpin();
   }
 }

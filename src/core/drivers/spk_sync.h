@@ -11,6 +11,12 @@
 /* Run cmd to completion.  Returns cmd->err.code (0 on success). */
 int spk_sync_execute(spk_cmd *cmd);
 
+/* Run a batch job to completion: rounds of per-node commands, one node
+ * after the other on this thread. Returns 0 (row results are in the job)
+ * or a negative status for a batch that could not be planned. */
+struct spk_batch;
+int spk_sync_batch(struct spk_batch *job);
+
 /* Per-thread scratch buffers for requests and responses, reused across
  * calls so the hot path allocates nothing; freed when the thread exits.
  * NULL only on out-of-memory. */
