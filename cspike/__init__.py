@@ -3,6 +3,7 @@
 from . import _core
 from ._types import DataSet, GeoJSON, Key, Record
 from .aio import Client, Session
+from .pool import AsyncPool
 from .client import ClientPolicy, SyncClient
 from .exceptions import *  # noqa: F401,F403
 from .exceptions import __all__ as _exc_all
@@ -15,7 +16,7 @@ from .streams import ErrorStrategy, RecordResult, RecordStream, SyncRecordStream
 __version__ = "0.1.0"
 
 __all__ = [
-    "SyncClient", "SyncSession", "Client", "Session", "ClientPolicy", "SystemSettings", "Behavior",
+    "SyncClient", "SyncSession", "Client", "Session", "AsyncPool", "ClientPolicy", "SystemSettings", "Behavior",
     "Settings", "Scope", "OpKind", "OpShape", "Mode", "Replica", "ReadModeAP",
     "ReadModeSC", "CommitLevel", "DataSet", "Key", "Record", "GeoJSON",
     "Operation", "calc_digest", "ErrorStrategy", "RecordResult", "RecordStream",
