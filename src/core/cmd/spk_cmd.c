@@ -131,12 +131,13 @@ static spk_step retry_or_done(spk_cmd *cmd, int code) {
                     p->total_timeout_ms, cmd->attempts, cmd->err.message);
     return done(cmd, code);
   }
-  /* Reads move to the next replica; writes stay on the master unless the
-   * failure says the node itself is unusable. */
-  if (p->replica != SPK_REPLICA_MASTER &&
-      (!cmd->is_write || (code != SPK_ERR_TIMEOUT &&
-                          code != SPK_NO_MORE_CONNECTIONS &&
-                          code != SPK_MAX_ERROR_RATE)))
+  /* Move to the next replica, except where staying is right: a write that
+   * timed out may still be applied by that node, and pool exhaustion is
+   * local.  (The C client also keeps writes on a node whose breaker is
+   * open; moving them lets writes to a dead master reach the replica that
+   * takes over, instead of failing until the next tend.) */
+  if (p->replica != SPK_REPLICA_MASTER && code != SPK_NO_MORE_CONNECTIONS &&
+      !(cmd->is_write && code == SPK_ERR_TIMEOUT))
     cmd->replica_index++;
   cmd->prev_node = cmd->node;
   cmd->node = NULL;
