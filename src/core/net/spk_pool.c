@@ -59,6 +59,20 @@ static int is_stale(const spk_pool *p, const spk_conn *c, uint64_t now) {
   return p->max_idle_ns && now - c->last_used_ns > p->max_idle_ns;
 }
 
+/* Cold path: the caller's slot and the stack are empty; connections may
+ * still sit in other threads' slots (a thread that stopped using the pool
+ * leaves its connection there). */
+static spk_conn *steal_slot(spk_pool *p) {
+  unsigned mine = thread_slot();
+  for (unsigned i = 1; i < SPK_POOL_SLOTS; i++) {
+    _Atomic(spk_conn *) *slot = &p->slots[(mine + i) % SPK_POOL_SLOTS];
+    if (!atomic_load_explicit(slot, memory_order_relaxed)) continue;
+    spk_conn *c = atomic_exchange_explicit(slot, NULL, memory_order_acquire);
+    if (c) return c;
+  }
+  return NULL;
+}
+
 spk_conn *spk_pool_get(spk_pool *p) {
   spk_conn *c = atomic_exchange_explicit(&p->slots[thread_slot()], NULL,
                                          memory_order_acquire);
@@ -69,6 +83,7 @@ spk_conn *spk_pool_get(spk_pool *p) {
       c = p->stack;
       if (c) p->stack = c->next;
       pthread_mutex_unlock(&p->lock);
+      if (!c) c = steal_slot(p);
       if (!c) return NULL;
     }
     if (!p->max_idle_ns) return c;
@@ -139,15 +154,24 @@ int spk_pool_trim(spk_pool *p) {
   uint64_t now = spk_now_ns();
   int closed = 0;
   for (int i = 0; i < SPK_POOL_SLOTS; i++) {
-    spk_conn *c = atomic_load_explicit(&p->slots[i], memory_order_relaxed);
-    if (!c || !is_stale(p, c, now)) continue;
-    c = atomic_exchange_explicit(&p->slots[i], NULL, memory_order_acquire);
+    /* Only a connection we own may be inspected: take it out of the slot
+     * (its thread then finds the stack instead, for this one call). */
+    if (!atomic_load_explicit(&p->slots[i], memory_order_relaxed)) continue;
+    spk_conn *c = atomic_exchange_explicit(&p->slots[i], NULL, memory_order_acquire);
     if (!c) continue;
     if (is_stale(p, c, now)) {
       conn_free(p, c);
       closed++;
-    } else {
-      spk_pool_put(p, c);
+      continue;
+    }
+    spk_conn *expect = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&p->slots[i], &expect, c,
+                                                 memory_order_release,
+                                                 memory_order_relaxed)) {
+      pthread_mutex_lock(&p->lock);
+      c->next = p->stack;
+      p->stack = c;
+      pthread_mutex_unlock(&p->lock);
     }
   }
   /* The stack is LIFO: stale connections sit at its tail. */
