@@ -191,7 +191,10 @@ static spk_step on_message(spk_cmd *cmd) {
   if (cmd->kind == SPK_CMD_SINGLE) {
     size_t used;
     spk_error e;
-    if (spk_msg_parse(body, len, &cmd->resp, &used, &e) != 0) {
+    if (spk_msg_parse(body, len, &cmd->resp, &used, &e) != 0 ||
+        (used != len && spk_error_set(&e, SPK_ERR_PROTOCOL,
+                                      "%zu unexpected bytes after the response",
+                                      len - used) != 0)) {
       spk_error_set(&cmd->err, SPK_ERR_PROTOCOL, "bad response from node %s: %s",
                     cmd->node->name, e.message);
       cmd->conn_ok = false;

@@ -81,9 +81,10 @@ typedef struct spk_peers {
  * Parse a peers value: gen,[port],[[id,[tls],[host,...]],...].  Hosts
  * without a port get the default port (3000 when the field is empty).
  * A peer without a host list ("[id,,]", the generation-delta form) gets
- * n_hosts 0.  Returns 0, SPK_ERR_PROTOCOL, or SPK_ERR_CLIENT (OOM); on
- * error *out holds nothing to free.  All hosts live in the same allocation
- * as the peers array.
+ * n_hosts 0.  At most 4096 peers and 256 hosts per peer are accepted (a
+ * sanity bound on the allocation).  Returns 0, SPK_ERR_PROTOCOL, or
+ * SPK_ERR_CLIENT (OOM); on error *out holds nothing to free.  All hosts
+ * live in the same allocation as the peers array.
  */
 int spk_peers_parse(spk_strv v, spk_peers *out, spk_error *err);
 void spk_peers_free(spk_peers *p);
