@@ -149,6 +149,10 @@ static int apply_ns(void *vctx, spk_strv ns, uint32_t regime,
     memcpy(t->name, ns.p, ns.len);
     t->name[ns.len] = '\0';
     t->name_len = (uint8_t)ns.len;
+    /* As the C client: a namespace is strong-consistency when first seen
+     * with a regime; AP namespaces report 0, and a later bump (migration)
+     * does not change the mode. */
+    t->sc_mode = regime != 0;
     m->ns[m->n_ns++] = t;
   }
   uint32_t nr = n_replicas < SPK_MAX_REPLICAS ? n_replicas : SPK_MAX_REPLICAS;
@@ -157,7 +161,6 @@ static int apply_ns(void *vctx, spk_strv ns, uint32_t regime,
     t->n_replicas = (uint8_t)nr;
     ctx->changed = 1;
   }
-  if (regime) t->sc_mode = true;
   for (uint32_t col = 0; col < n_bitmaps && col < SPK_MAX_REPLICAS; col++) {
     const uint8_t *bm = bitmaps[col];
     for (uint32_t p = 0; p < SPK_N_PARTITIONS; p++) {
