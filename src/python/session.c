@@ -431,6 +431,7 @@ int spkpy_attrs_for(spkpy_state *st, spkpy_Session *self, spkpy_kind kind,
       a->info2 = SPK_INFO2_WRITE;
       if (kind == SPKPY_K_DELETE) {
         a->info2 |= SPK_INFO2_DELETE;
+        req->durable_default = opts->durable < 0;
         if (opts->durable > 0 || (opts->durable < 0 && a->p->durable_delete))
           a->info2 |= SPK_INFO2_DURABLE_DELETE;
       }
@@ -682,6 +683,9 @@ PyObject *spkpy_finish(spkpy_state *st, spkpy_req *req, spk_cmd *cmd) {
 void spkpy_req_cmd(spk_cmd *cmd, spkpy_Session *s, spkpy_req *req, spk_buf *tx,
                    spk_buf *rx) {
   spk_cmd_init(cmd, s->cluster->cluster, req->policy, SPK_CMD_SINGLE, tx, rx);
+  /* The same slot of the SC policies, picked if the namespace is SC. */
+  cmd->policy_sc = &s->pol_sc[req->policy - s->pol];
+  cmd->sc_durable_default = req->durable_default;
   cmd->is_write = req->is_write;
   cmd->ns = req->ns;
   cmd->ns_len = req->ns_len;

@@ -187,6 +187,7 @@ typedef struct spkpy_req {
   bool is_write;
   bool respond_all;
   bool rr; /* finish as a RecordResult (builders) instead of value/raise */
+  bool durable_default; /* delete without an explicit durability choice */
 } spkpy_req;
 
 /* Builder options of one command (the fast path uses none). */

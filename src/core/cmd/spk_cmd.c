@@ -52,6 +52,28 @@ static spk_step done(spk_cmd *cmd, int code) {
   return SPK_STEP_DONE;
 }
 
+/* The key's namespace is strong-consistency: switch to the session's SC
+ * policy before the first attempt, and set the request bits it implies. */
+static void use_sc_policy(spk_cmd *cmd) {
+  const spk_policy *sc = cmd->policy_sc;
+  cmd->sc = true;
+  if (cmd->attempts == 0 && sc->total_timeout_ms != cmd->policy->total_timeout_ms)
+    cmd->deadline_ns = sc->total_timeout_ms
+                           ? spk_now_ns() + (uint64_t)sc->total_timeout_ms * 1000000u
+                           : 0;
+  cmd->policy = sc;
+  uint8_t *hdr = cmd->tx->data + SPK_PROTO_HEADER_SIZE;
+  if (cmd->kind != SPK_CMD_SINGLE || cmd->tx->len < SPK_PROTO_HEADER_SIZE + SPK_MSG_HEADER_SIZE)
+    return;
+  if (!cmd->is_write) {
+    static const uint8_t bits[4] = {0, SPK_INFO3_SC_READ_TYPE, SPK_INFO3_SC_READ_RELAX,
+                                    SPK_INFO3_SC_READ_TYPE | SPK_INFO3_SC_READ_RELAX};
+    hdr[3] = (uint8_t)(hdr[3] | bits[sc->read_mode_sc & 3]);
+  } else if (cmd->sc_durable_default && sc->durable_delete) {
+    hdr[2] = (uint8_t)(hdr[2] | SPK_INFO2_DURABLE_DELETE);
+  }
+}
+
 static spk_step route(spk_cmd *cmd) {
   spk_cluster *c = cmd->cluster;
   if (SPK_UNLIKELY(spk_cluster_is_closed(c))) {
@@ -69,8 +91,16 @@ static spk_step route(spk_cmd *cmd) {
   } else {
     const spk_pmap *m = spk_cluster_pmap(c);
     spk_error e;
-    n = m ? spk_pmap_route(m, cmd->ns, cmd->ns_len, cmd->pid,
-                           cmd->policy->replica, cmd->is_write,
+    if (!cmd->sc_checked && m) {
+      cmd->sc_checked = true;
+      const spk_ns_map *t = spk_pmap_ns(m, cmd->ns, cmd->ns_len);
+      if (t && t->sc_mode && cmd->policy_sc) use_sc_policy(cmd);
+    }
+    /* SC reads in SESSION mode must see the master's latest write. */
+    uint8_t replica = cmd->policy->replica;
+    if (cmd->sc && !cmd->is_write && cmd->policy->read_mode_sc == 0)
+      replica = SPK_REPLICA_MASTER;
+    n = m ? spk_pmap_route(m, cmd->ns, cmd->ns_len, cmd->pid, replica, cmd->is_write,
                            cmd->replica_index, &e)
           : NULL;
     if (!n) {

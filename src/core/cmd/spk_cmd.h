@@ -75,6 +75,9 @@ typedef struct spk_cmd {
   spk_cluster *cluster;
   const spk_policy *policy;
   spk_cmd_kind kind;
+  const spk_policy *policy_sc; /* used instead of policy when the key's
+                                  namespace is strong-consistency (may be NULL) */
+  bool sc_durable_default;     /* a delete whose durability follows policy */
   bool is_write;
   const char *ns; /* routing: namespace, partition id */
   uint8_t ns_len;
@@ -87,6 +90,8 @@ typedef struct spk_cmd {
   void *on_msg_ctx;
 
   /* ---- state ---- */
+  bool sc_checked;       /* namespace mode looked up (first routing) */
+  bool sc;               /* routing a strong-consistency namespace */
   spk_node *node;        /* current target */
   const void *prev_node; /* for comparison only; never dereferenced */
   uint32_t attempts;     /* attempts started */
