@@ -1150,3 +1150,129 @@ int spk_srv_cdt_modify(spk_srv_ctx *c, spk_srv_bin *b, bool *exists,
   spk_buf_free(&r);
   return rc;
 }
+
+/* ---- index contexts (sindex.c) ------------------------------------------------------------ */
+
+/* Context element types an index may use (no create flags). */
+static bool ctx_type_ok(int64_t t) {
+  return t == 0x10 || t == 0x11 || t == 0x13 || t == 0x20 || t == 0x21 ||
+         t == 0x22 || t == 0x23;
+}
+
+/* One msgpack object in its shortest encoding (the server rejects index
+ * contexts that msgpack_compactify would change).  Returns its size or 0. */
+static size_t mp_minimal(const uint8_t *p, const uint8_t *end, int depth) {
+  if (p >= end || depth > 32) return 0;
+  size_t sz = spk_srv_mp_size(p, end);
+  if (!sz) return 0;
+  uint8_t b = p[0];
+  uint64_t u;
+  int64_t s;
+  uint32_t n = 0;
+  size_t h = 1;
+  bool map = false, arr = false;
+  switch (b) {
+  case 0xcc: return p[1] < 0x80 ? 0 : sz;
+  case 0xcd: return spk_be16(p + 1) <= 0xff ? 0 : sz;
+  case 0xce: return spk_be32(p + 1) <= 0xffff ? 0 : sz;
+  case 0xcf: u = spk_be64(p + 1); return u <= 0xffffffffu ? 0 : sz;
+  case 0xd0: return (int8_t)p[1] >= -32 ? 0 : sz;
+  case 0xd1: s = (int16_t)spk_be16(p + 1); return s >= -128 ? 0 : sz;
+  case 0xd2: s = (int32_t)spk_be32(p + 1); return s >= -32768 ? 0 : sz;
+  case 0xd3: s = (int64_t)spk_be64(p + 1); return s >= INT32_MIN ? 0 : sz;
+  case 0xd9: case 0xc4: return p[1] < (b == 0xd9 ? 32 : 0) ? 0 : sz;
+  case 0xda: case 0xc5: return spk_be16(p + 1) <= 0xff ? 0 : sz;
+  case 0xdb: case 0xc6: return spk_be32(p + 1) <= 0xffff ? 0 : sz;
+  case 0xdc: arr = true; n = spk_be16(p + 1); h = 3; if (n < 16) return 0; break;
+  case 0xdd: arr = true; n = spk_be32(p + 1); h = 5; if (n <= 0xffff) return 0; break;
+  case 0xde: map = true; n = spk_be16(p + 1); h = 3; if (n < 16) return 0; break;
+  case 0xdf: map = true; n = spk_be32(p + 1); h = 5; if (n <= 0xffff) return 0; break;
+  default:
+    if ((b & 0xf0) == 0x90) { arr = true; n = b & 0x0f; }
+    else if ((b & 0xf0) == 0x80) { map = true; n = b & 0x0f; }
+    else return sz;
+  }
+  const uint8_t *q = p + h;
+  uint64_t k = map ? 2ull * n : n;
+  (void)arr;
+  for (uint64_t i = 0; i < k; i++) {
+    size_t e = mp_minimal(q, end, depth + 1);
+    if (!e) return 0;
+    q += e;
+  }
+  return (size_t)(q - p) == sz ? sz : 0;
+}
+
+int spk_srv_cdt_ctx_check(const uint8_t *ctx, uint32_t len) {
+  if (len == 0 || spk_srv_mp_size(ctx, ctx + len) != len) return 1;
+  span *items = NULL;
+  uint32_t n = 0;
+  if (array_items((span){ctx, len}, &items, &n) != 0) return 1;
+  bool ok = n >= 2 && n % 2 == 0;
+  for (uint32_t i = 0; ok && i < n; i += 2) {
+    int64_t t, x;
+    ok = get_int(items[i], &t) && ctx_type_ok(t);
+    /* index / rank take an integer */
+    if (ok && (t & 0x0f) <= 1) ok = get_int(items[i + 1], &x);
+  }
+  free(items);
+  if (!ok) return 1;
+  return mp_minimal(ctx, ctx + len, 0) == len ? 0 : 2;
+}
+
+int spk_srv_cdt_ctx_get(const uint8_t *val, uint32_t len, const uint8_t *ctx,
+                        uint32_t ctx_len, const uint8_t **out,
+                        uint32_t *out_len) {
+  span *items = NULL;
+  uint32_t n = 0;
+  if (array_items((span){ctx, ctx_len}, &items, &n) != 0 || n % 2) {
+    free(items);
+    return -1;
+  }
+  span cur = {val, len};
+  int rc = 0;
+  for (uint32_t i = 0; i < n && rc == 0; i += 2) {
+    int64_t type, x;
+    if (!get_int(items[i], &type) || !ctx_type_ok(type)) {
+      rc = -1;
+      break;
+    }
+    bool map = (type & 0x20) != 0;
+    ctr c;
+    if (ctr_parse(cur.p, cur.n, map, &c) != 0) {
+      ctr_free(&c);
+      rc = -1;
+      break;
+    }
+    int found = -1;
+    uint32_t base = (uint32_t)(type & 0x0f);
+    if (base <= 1) {
+      if (get_int(items[i + 1], &x)) {
+        if (x < 0) x += c.n;
+        if (x >= 0 && x < (int64_t)c.n) {
+          if (base == 0) {
+            found = (int)x;
+          } else {
+            uint32_t *ord = ranks(&c);
+            if (ord) found = (int)ord[x];
+            free(ord);
+          }
+        }
+      }
+    } else if (base == 2) {
+      found = find_key(&c, items[i + 1]);
+    } else {
+      for (uint32_t k = 0; k < c.n && found < 0; k++)
+        if (cmp(val_of(&c, k), items[i + 1]) == 0) found = (int)k;
+    }
+    if (found < 0) rc = -1;
+    else cur = val_of(&c, (uint32_t)found);
+    ctr_free(&c);
+  }
+  free(items);
+  if (rc == 0) {
+    *out = cur.p;
+    *out_len = cur.n;
+  }
+  return rc;
+}

@@ -290,6 +290,14 @@ int spk_srv_geo_from_client(const uint8_t *v, uint32_t len, spk_buf *out) {
   return 0;
 }
 
+int spk_srv_geo_cell(const uint8_t *json, uint32_t len, uint64_t *cell) {
+  gshape g;
+  int rc = geo_parse((const char *)json, (const char *)json + len, &g);
+  if (rc) return rc;
+  *cell = g.kind == G_POINT ? spk_srv_s2_cell(g.lat, g.lng) : 0;
+  return 0;
+}
+
 /* ---- matching (cmp_geo) ------------------------------------------------------------- */
 
 /* Even-odd ray casting in the lng/lat plane: edges are treated as straight

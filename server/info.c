@@ -316,9 +316,15 @@ static void answer(spk_srv_ctx *c, const cmd *cm, spk_buf *b) {
     truncate_cmd(c, cm, b, false);
   } else if (name_is(cm, "truncate-namespace")) {
     truncate_cmd(c, cm, b, true);
-  } else if (name_is(cm, "sindex-list") || name_is(cm, "udf-list") ||
-             name_is(cm, "sindex")) {
-    /* No secondary indexes or UDFs exist in the embedded server yet. */
+  } else if (name_is(cm, "sindex-create") || name_is(cm, "sindex-delete") ||
+             name_is(cm, "sindex-list") || name_is(cm, "sindex-stat") ||
+             name_is(cm, "sindex-exists") || name_is(cm, "sindex")) {
+    char nm[32];
+    memcpy(nm, cm->name, cm->name_len);
+    nm[cm->name_len] = '\0';
+    spk_srv_sindex_info(c, b, nm, cm->args, cm->args_len, cm->params, cm->params_len);
+  } else if (name_is(cm, "udf-list")) {
+    /* No UDFs exist in the embedded server. */
   } else {
     spk_srv_buf_str(b, "ERROR:4:unrecognized command");
   }

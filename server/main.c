@@ -38,7 +38,9 @@ static const char usage[] =
     "  --cluster-name NAME       cluster-name (default none: \"null\")\n"
     "  --enterprise              behave like Enterprise Edition\n"
     "  --rebalance-delay MS      node loss -> cluster reformed (default 0)\n"
-    "  --migrate-delay MS        reformed -> migrations done (default 0)\n";
+    "  --migrate-delay MS        reformed -> migrations done (default 0)\n"
+    "  --sindex-populate-ms MS   a new index on a non-empty set is write-only\n"
+    "                            (WO) at least this long (default 20)\n";
 
 /* ---- configuration -------------------------------------------------------------------- */
 
@@ -89,6 +91,7 @@ static int parse_args(int argc, char **argv, spk_srv_cfg *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->n_nodes = 1;
   cfg->threads = 2;
+  cfg->sindex_populate_ms = 20;
   uint32_t base_port = 0, rf = 0;
   bool ports_given = false;
   for (int i = 1; i < argc; i++) {
@@ -152,6 +155,9 @@ static int parse_args(int argc, char **argv, spk_srv_cfg *cfg) {
     } else if (!strcmp(a, "--migrate-delay")) {
       NEED();
       if (parse_u32(v, &cfg->migrate_ms)) return -1;
+    } else if (!strcmp(a, "--sindex-populate-ms")) {
+      NEED();
+      if (parse_u32(v, &cfg->sindex_populate_ms)) return -1;
     } else {
       return -1;
     }

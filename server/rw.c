@@ -309,6 +309,7 @@ static int do_delete(spk_srv_ctx *c, spk_srv_ns *ns, const spk_srv_req *r,
   } else {
     spk_srv_part_remove(part, digest);
     spk_srv_rec_removed(ns, rec);
+    spk_srv_sindex_update(ns, rec, NULL);
     free(rec);
   }
   pthread_mutex_unlock(&part->lock);
@@ -843,6 +844,8 @@ static int do_write(spk_srv_ctx *c, spk_srv_ns *ns, const spk_srv_req *r,
   } else if (rec) {
     old = spk_srv_part_remove(part, digest);
   }
+  /* Secondary indexes move with the record, under the same lock. */
+  if (nr || old) spk_srv_sindex_update(ns, old, nr);
   if (old) {
     spk_srv_rec_removed(ns, old);
     free(old);

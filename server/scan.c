@@ -12,16 +12,20 @@
  * of answers one PARTITION_DONE message (result 11, generation = pid),
  * like a real node asked for a partition it does not hold.
  *
- * Not implemented (see README): secondary-index queries (they answer 201,
- * index not found, as for a bin without an index), aggregation and
- * background (UDF / write-ops) queries (16).
+ * A secondary-index query (INDEX_RANGE) walks, per requested partition,
+ * the index's entries in the range in the real order (bval, then digest);
+ * each record carries BVAL_ARRAY (the entry's bval, u64 LE) so a page can
+ * resume at (DIGEST_ARRAY, BVAL_ARRAY).  A range query on a collection index
+ * answers each record once per partition.
+ *
+ * Not implemented (see README): aggregation and background (UDF /
+ * write-ops) queries (16).
  */
 #include <stdlib.h>
 
 #include "srv.h"
 
 #define CHUNK_LIMIT (1024u * 1024u)
-#define ERR_SINDEX_NOT_FOUND 201
 
 /* Task ids of recent queries per node: a reused id is rejected (the real
  * server keeps the running ones and the last 100 finished). */
@@ -50,6 +54,10 @@ typedef struct scan_job {
   bool set_unknown;    /* named set that does not exist: nothing matches */
   uint8_t *requested;  /* per pid: 0 no, 1 yes, 2 resume after digests[pid] */
   uint8_t (*resume)[SPK_DIGEST_SIZE];
+  int64_t *resume_bval;  /* per pid, with resume: BVAL_ARRAY entry */
+  bool sindex;           /* INDEX_RANGE: a secondary-index query */
+  spk_srv_si_query q;
+  spk_srv_sindex *si;    /* referenced for the query's duration */
   uint64_t max_records; /* 0: no limit */
   uint64_t count;
   bool no_bins;
@@ -102,7 +110,7 @@ typedef struct sel_bin {
 } sel_bin;
 
 static void put_record(scan_job *j, const spk_srv_rec *rec, const sel_bin *sel,
-                       uint32_t n_sel) {
+                       uint32_t n_sel, const int64_t *bval) {
   spk_buf *b = &j->c->out;
   chunk_open(j);
   size_t at = b->len;
@@ -117,6 +125,12 @@ static void put_record(scan_job *j, const spk_srv_rec *rec, const sel_bin *sel,
   }
   if (rec->key_len) {
     put_field(b, SPK_FIELD_KEY, rec->data, rec->key_len);
+    n_fields++;
+  }
+  if (bval) {
+    uint8_t le[8];
+    spk_put_le64(le, (uint64_t)*bval);
+    put_field(b, SPK_FIELD_BVAL_ARRAY, le, sizeof le);
     n_fields++;
   }
   if (!j->no_bins) {
@@ -188,7 +202,90 @@ static void scan_partition(scan_job *j, uint32_t pid, const sel_bin *sel,
     }
     if (j->max_records && j->count >= j->max_records) break;
     j->count++;
-    put_record(j, r, sel, n_sel);
+    put_record(j, r, sel, n_sel, NULL);
+  }
+  pthread_mutex_unlock(&part->lock);
+}
+
+/* Digests already answered in this partition (range queries on collection
+ * indexes find a record once per matching element). */
+typedef struct seen_set {
+  uint8_t (*d)[SPK_DIGEST_SIZE];
+  uint32_t n, cap;
+} seen_set;
+
+/* true when d was new (and is now recorded). */
+static bool seen_add(seen_set *s, const uint8_t *d) {
+  uint32_t lo = 0, hi = s->n;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    int c = memcmp(s->d[mid], d, SPK_DIGEST_SIZE);
+    if (c == 0) return false;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  if (s->n == s->cap) {
+    uint32_t cap = s->cap ? s->cap * 2 : 16;
+    void *nd = realloc(s->d, cap * sizeof *s->d);
+    if (!nd) return true; /* answer it again rather than lose it */
+    s->d = nd;
+    s->cap = cap;
+  }
+  memmove(s->d + lo + 1, s->d + lo, (s->n - lo) * sizeof *s->d);
+  memcpy(s->d[lo], d, SPK_DIGEST_SIZE);
+  s->n++;
+  return true;
+}
+
+static void sindex_partition(scan_job *j, uint32_t pid, const sel_bin *sel,
+                             uint32_t n_sel, seen_set *seen) {
+  spk_srv_part *part = &j->ns->parts[pid];
+  const spk_srv_sindex *si = j->si;
+  const spk_srv_si_query *q = &j->q;
+  uint32_t now = spk_srv_now_cl();
+  bool dedup = q->isrange && q->itype != 0;
+  seen->n = 0;
+  pthread_mutex_lock(&part->lock);
+  /* Dropped meanwhile: writers stop maintaining it, so stop walking it (as
+   * the real server's queries do).  Seen false under the partition lock,
+   * every earlier write of the partition still maintained the index. */
+  if (atomic_load(&si->dropped)) {
+    pthread_mutex_unlock(&part->lock);
+    return;
+  }
+  const spk_srv_si_tree *t = &si->trees[pid];
+  /* Start: the range's begin, or just after the resume entry when that
+   * lies inside the range (as the real server's tree walk). */
+  int64_t sb = q->begin;
+  const uint8_t *sd = NULL;
+  if (j->requested[pid] == 2 &&
+      spk_srv_si_cmp(si, j->resume_bval[pid], NULL, q->begin, NULL) >= 0) {
+    sb = j->resume_bval[pid];
+    sd = j->resume[pid];
+  }
+  uint32_t lo = 0, hi = t->n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    /* first entry > (sb, sd) with a digest, >= sb without */
+    int c = spk_srv_si_cmp(si, t->e[mid].bval, t->e[mid].digest, sb, sd);
+    if (sd ? c <= 0 : c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  for (uint32_t i = lo; i < t->n; i++) {
+    const spk_srv_si_ent *e = &t->e[i];
+    if (e->bval != q->end && spk_srv_si_cmp(si, e->bval, NULL, q->end, NULL) > 0) break;
+    spk_srv_rec *r = spk_srv_part_get(part, e->digest);
+    if (!r || spk_srv_rec_expired(r, now) || spk_srv_rec_truncated(j->ns, r)) continue;
+    if (j->set_id && r->set_id != j->set_id) continue;
+    if (dedup && !seen_add(seen, e->digest)) continue;
+    if (!spk_srv_si_rec_matches(si, r, q)) continue;
+    if (j->filter) {
+      spk_srv_exp_env env = {j->c, j->ns, r, r->digest, NULL, 0};
+      if (spk_srv_filter(&env, j->filter, j->filter_len) != 0) continue;
+    }
+    if (j->max_records && j->count >= j->max_records) break;
+    j->count++;
+    put_record(j, r, sel, n_sel, &e->bval);
   }
   pthread_mutex_unlock(&part->lock);
 }
@@ -220,16 +317,20 @@ static int parse_pids(scan_job *j, const spk_srv_req *r, bool *any) {
     uint32_t n = f->len / SPK_DIGEST_SIZE;
     if (n == 0 || n > SPK_SRV_NPART) return SPK_SRV_ERR_PARAMETER;
     /* Resuming a secondary-index query also needs the BVAL_ARRAY. */
-    if (spk_srv_req_has(r, SPK_FIELD_INDEX_RANGE) &&
-        (!spk_srv_req_has(r, SPK_FIELD_BVAL_ARRAY) ||
-         r->f[SPK_FIELD_BVAL_ARRAY].len / 8 != n))
-      return SPK_SRV_ERR_PARAMETER;
+    const uint8_t *bvals = NULL;
+    if (spk_srv_req_has(r, SPK_FIELD_INDEX_RANGE)) {
+      if (!spk_srv_req_has(r, SPK_FIELD_BVAL_ARRAY) ||
+          r->f[SPK_FIELD_BVAL_ARRAY].len / 8 != n)
+        return SPK_SRV_ERR_PARAMETER;
+      bvals = r->f[SPK_FIELD_BVAL_ARRAY].p;
+    }
     for (uint32_t i = 0; i < n; i++) {
       const uint8_t *d = f->p + (size_t)i * SPK_DIGEST_SIZE;
       uint32_t pid = spk_partition_id(d);
       if (j->requested[pid]) return SPK_SRV_ERR_PARAMETER;
       j->requested[pid] = 2;
       memcpy(j->resume[pid], d, SPK_DIGEST_SIZE);
+      j->resume_bval[pid] = bvals ? (int64_t)spk_le64(bvals + 8 * (size_t)i) : 0;
     }
     *any = true;
   } else if (spk_srv_req_has(r, SPK_FIELD_BVAL_ARRAY)) {
@@ -252,13 +353,15 @@ static int start_checks(scan_job *j, const spk_srv_req *r, bool *has_pids) {
   }
   int rc = parse_pids(j, r, has_pids);
   if (rc) return rc;
-  if (spk_srv_req_has(r, SPK_FIELD_INDEX_RANGE) && r->f[SPK_FIELD_INDEX_RANGE].len == 0)
-    return SPK_SRV_ERR_PARAMETER;
+  j->sindex = spk_srv_req_has(r, SPK_FIELD_INDEX_RANGE);
+  if (j->sindex && (rc = spk_srv_si_query_parse(r, &j->q)) != 0) return rc;
   if (spk_srv_req_has(r, SPK_FIELD_RPS) &&
       ((r->h.info1 & SPK_INFO1_SHORT_QUERY) || r->f[SPK_FIELD_RPS].len != 4))
     return SPK_SRV_ERR_PARAMETER;
   if (!*has_pids) return SPK_SRV_ERR_UNSUPPORTED;
-  if (spk_srv_req_has(r, SPK_FIELD_INDEX_RANGE)) return ERR_SINDEX_NOT_FOUND;
+  /* 201 without a matching index, 203 while it is populating. */
+  if (j->sindex && (rc = spk_srv_si_query_find(j->ns, r, &j->q, j->set_id, &j->si)) != 0)
+    return rc;
   if (spk_srv_req_has(r, SPK_FIELD_SOCKET_TIMEOUT) && r->f[SPK_FIELD_SOCKET_TIMEOUT].len != 4)
     return SPK_SRV_ERR_PARAMETER;
   if (spk_srv_req_has(r, SPK_FIELD_MAX_RECORDS)) {
@@ -307,11 +410,14 @@ void spk_srv_scan(spk_srv_ctx *c, spk_srv_ns *ns, const spk_srv_req *r) {
   scan_job j = {.c = c, .ns = ns, .r = r, .chunk = (size_t)-1};
   j.requested = calloc(SPK_SRV_NPART, 1);
   j.resume = calloc(SPK_SRV_NPART, sizeof *j.resume);
+  j.resume_bval = calloc(SPK_SRV_NPART, sizeof *j.resume_bval);
   sel_bin *sel = NULL;
   spk_srv_rec **buf = NULL;
   uint32_t cap = 0;
+  seen_set seen = {0};
   bool has_pids;
-  int rc = (!j.requested || !j.resume) ? SPK_SRV_ERR_UNKNOWN : start_checks(&j, r, &has_pids);
+  int rc = (!j.requested || !j.resume || !j.resume_bval) ? SPK_SRV_ERR_UNKNOWN
+                                                        : start_checks(&j, r, &has_pids);
   if (rc) {
     spk_srv_reply_header(c, (uint8_t)rc, 0, 0);
     goto done;
@@ -330,7 +436,8 @@ void spk_srv_scan(spk_srv_ctx *c, spk_srv_ns *ns, const spk_srv_req *r) {
       continue;
     }
     if (j.set_unknown || (j.max_records && j.count >= j.max_records)) continue;
-    scan_partition(&j, pid, sel, n_sel, &buf, &cap);
+    if (j.si) sindex_partition(&j, pid, sel, n_sel, &seen);
+    else scan_partition(&j, pid, sel, n_sel, &buf, &cap);
   }
   /* LAST: a separate message, except for a short query, whose single
    * worker appends it to its last buffer. */
@@ -344,8 +451,11 @@ void spk_srv_scan(spk_srv_ctx *c, spk_srv_ns *ns, const spk_srv_req *r) {
   }
   chunk_close(&j);
 done:
+  spk_srv_sindex_release(j.si);
+  free(seen.d);
   free(buf);
   free(sel);
   free(j.requested);
   free(j.resume);
+  free(j.resume_bval);
 }

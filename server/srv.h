@@ -16,10 +16,14 @@
  *   cluster.c  membership, partition assignment, replicas maps, kill
  *   cdt.c      list / map operations
  *   expr.c     expressions: build + type check (expr_eval.c evaluates)
- *   scan.c     partition scans (secondary-index queries not yet)
+ *   scan.c     partition scans and secondary-index queries
+ *   sindex.c   secondary indexes: definitions, maintenance, index walks
  *
  * Concurrency: records live in 4096 partitions per namespace, each with its
- * own mutex; a request holds at most one partition lock at a time.  Cluster
+ * own mutex; a request holds at most one partition lock at a time.  Secondary
+ * index entries of a partition live under the same mutex; index definitions
+ * under a per-namespace mutex taken before (never while holding) a
+ * partition lock.  Cluster
  * state is an immutable view per node, swapped atomically by the control
  * thread (retired views are kept until exit, so readers need no lock).
  * Counters are relaxed atomics.
@@ -46,6 +50,7 @@
 #define SPK_SRV_MAX_BINS 32767
 #define SPK_SRV_MAX_OPS (32 * 1024)
 #define SPK_SRV_MAX_TASKS 100 /* query-max-done */
+#define SPK_SRV_MAX_SINDEXES 256 /* per namespace, as the real server */
 #define SPK_SRV_TEN_YEARS 315360000u
 #define SPK_SRV_NPART SPK_N_PARTITIONS
 
@@ -76,7 +81,11 @@ enum {
   SPK_SRV_ERR_FILTERED_OUT = 27,
   SPK_SRV_ERR_SECURITY_NOT_SUPPORTED = 51,
   SPK_SRV_ERR_SECURITY_NOT_ENABLED = 52,
-  SPK_SRV_ERR_GEO_INVALID = 160
+  SPK_SRV_ERR_GEO_INVALID = 160,
+  SPK_SRV_ERR_SINDEX_FOUND = 200,
+  SPK_SRV_ERR_SINDEX_NOT_FOUND = 201,
+  SPK_SRV_ERR_SINDEX_MAX_COUNT = 202,
+  SPK_SRV_ERR_SINDEX_NOT_READABLE = 203
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -101,6 +110,9 @@ typedef struct spk_srv_cfg {
   bool enterprise;
   uint32_t reform_ms;  /* kill -> survivors report the reformed cluster */
   uint32_t migrate_ms; /* reformed -> migrations done, maps updated */
+  /* A new index on a non-empty set stays write-only (WO, queries 203) at
+   * least this long, as the real server's population takes time. */
+  uint32_t sindex_populate_ms;
 } spk_srv_cfg;
 
 /* ---- records -------------------------------------------------------------
@@ -146,6 +158,53 @@ typedef struct spk_srv_ns_stats {
   _Atomic uint64_t batch_sub_read_success, batch_sub_write_success;
 } spk_srv_ns_stats;
 
+/* ---- secondary indexes (sindex.c) ------------------------------------------
+ *
+ * An index maps the values of one bin (or of the elements of a list / map
+ * bin, optionally through a CDT context) to the digests of the records
+ * holding them: per partition a sorted array of (bval, digest) entries, in
+ * the real server's order (bval, signed or for geo unsigned, then digest).
+ * bval is the integer itself, the 64-bit wyhash of a string / blob, or the
+ * S2 cell of a GeoJSON point.  The entries of partition p are read and
+ * written only under p's record lock, so a write updates record and index
+ * atomically. */
+typedef struct spk_srv_si_ent {
+  int64_t bval;
+  uint8_t digest[SPK_DIGEST_SIZE];
+} spk_srv_si_ent;
+
+typedef struct spk_srv_si_tree {
+  spk_srv_si_ent *e;
+  uint32_t n, cap;
+} spk_srv_si_tree;
+
+typedef struct spk_srv_sindex {
+  _Atomic uint32_t refs;   /* the namespace's, plus running queries */
+  _Atomic bool dropped;
+  char name[64];           /* renamed in place (under the ns si_lock) */
+  char set[64];            /* "" = whole namespace */
+  uint16_t set_id;         /* 0 = whole namespace */
+  char bin[16];
+  uint8_t bin_len;
+  uint8_t ktype;           /* particle type: 1, 3, 4 or 23 */
+  uint8_t itype;           /* 0 default, 1 list, 2 mapkeys, 3 mapvalues */
+  uint8_t *ctx;            /* msgpack context array, or NULL */
+  uint32_t ctx_len;
+  char *ctx_b64;
+  uint64_t ready_ms;       /* monotonic ms from which it is readable */
+  uint64_t load_time;      /* ms, reported by sindex-stat */
+  _Atomic int64_t n_entries;
+  spk_srv_si_tree trees[SPK_SRV_NPART];
+} spk_srv_sindex;
+
+/* The live indexes of a namespace as writers see them: an immutable array,
+ * replaced whole on create / drop (and freed once every partition lock has
+ * been taken after the swap, so no writer still holds it). */
+typedef struct spk_srv_si_list {
+  uint32_t n;
+  spk_srv_sindex *si[];
+} spk_srv_si_list;
+
 typedef struct spk_srv_ns {
   spk_srv_ns_cfg cfg;
   uint32_t ix;
@@ -157,6 +216,11 @@ typedef struct spk_srv_ns {
   pthread_mutex_t sets_lock;
   _Atomic uint32_t n_sets;
   spk_srv_set sets[SPK_SRV_MAX_SETS];
+  /* Secondary indexes: definitions in slot order (the sindex-list order)
+   * under si_lock; writers read si_live only. */
+  pthread_mutex_t si_lock;
+  spk_srv_sindex *si_slots[SPK_SRV_MAX_SINDEXES];
+  _Atomic(spk_srv_si_list *) si_live;
   spk_srv_part parts[SPK_SRV_NPART];
 } spk_srv_ns;
 
@@ -401,6 +465,63 @@ uint64_t spk_srv_nsup(spk_srv_ns *ns);
 /* Delete records with lut <= lut_ms (set_id 0 = whole namespace). */
 uint64_t spk_srv_truncate(spk_srv_ns *ns, int set_id, uint64_t lut_ms);
 
+/* ---- sindex.c ------------------------------------------------------------------ */
+
+/* Index maintenance: a record replaced (old -> nw), created (old NULL) or
+ * removed (nw NULL).  The caller holds the record's partition lock.  Costs
+ * one atomic load when the namespace has no index. */
+void spk_srv_sindex_update(spk_srv_ns *ns, const spk_srv_rec *old,
+                           const spk_srv_rec *nw);
+/* Free every index of a namespace (teardown, no concurrency). */
+void spk_srv_sindex_free_all(spk_srv_ns *ns);
+/* Info commands: sindex-create / -delete / -list / -stat / -exists and the
+ * sindex[/ns[/name]] tree.  params: text after ':' (may be NULL). */
+void spk_srv_sindex_info(spk_srv_ctx *c, spk_buf *b, const char *cmd,
+                         const char *args, size_t args_len, const char *params,
+                         size_t params_len);
+/* Tests: mismatches between an index and the records (0 = consistent;
+ * -1 = no such index). */
+int64_t spk_srv_sindex_verify(spk_srv_ns *ns, const char *name);
+/* Number of indexes on a set, and whether one is still populating (sets
+ * info). */
+uint32_t spk_srv_sindex_count_set(spk_srv_ns *ns, uint16_t set_id, bool *populating);
+
+/* A secondary-index query's filter (INDEX_RANGE and friends), parsed. */
+typedef struct spk_srv_si_query {
+  uint8_t ptype;          /* range particle type */
+  uint8_t itype;
+  bool isrange;           /* integer range with begin != end */
+  bool geo;
+  int64_t begin, end;     /* bvals (strings / blobs: the hash, twice) */
+  const uint8_t *value;   /* string / blob / GeoJSON bytes of the query */
+  uint32_t value_len;
+  char bin[16];
+  uint8_t bin_len;
+  const uint8_t *ctx;     /* INDEX_CONTEXT, or NULL */
+  uint32_t ctx_len;
+} spk_srv_si_query;
+
+/* Parse INDEX_RANGE (+ INDEX_TYPE, INDEX_CONTEXT) as the real server does:
+ * 0 or SPK_SRV_ERR_PARAMETER. */
+int spk_srv_si_query_parse(const spk_srv_req *r, spk_srv_si_query *q);
+/* Find the index a query uses (by INDEX_NAME, else by definition: the
+ * query's set first, then a whole-namespace index) and take a reference.
+ * 0, 201 (none) or 203 (still populating). */
+int spk_srv_si_query_find(spk_srv_ns *ns, const spk_srv_req *r,
+                          const spk_srv_si_query *q, int set_id,
+                          spk_srv_sindex **out);
+void spk_srv_sindex_release(spk_srv_sindex *si);
+/* Does the record still hold a value matching the query in this index
+ * (string / blob hash collisions, GeoJSON containment)? */
+bool spk_srv_si_rec_matches(const spk_srv_sindex *si, const spk_srv_rec *r,
+                            const spk_srv_si_query *q);
+/* Entry order of an index. */
+int spk_srv_si_cmp(const spk_srv_sindex *si, int64_t b1, const uint8_t *d1,
+                   int64_t b2, const uint8_t *d2);
+/* The 64-bit hash the real server indexes strings and blobs by (wyhash,
+ * final version 3, with the server's seed). */
+uint64_t spk_srv_wyhash64(const void *p, size_t len);
+
 /* ---- particle.c ------------------------------------------------------------ */
 
 /* Validate a WRITE op value and normalise it into scratch when needed
@@ -435,6 +556,9 @@ int spk_srv_geo_match(const uint8_t *cand, uint32_t clen, const uint8_t *query,
                       uint32_t qlen);
 /* S2 leaf cell id of a point. */
 uint64_t spk_srv_s2_cell(double lat_deg, double lng_deg);
+/* Parse a GeoJSON text: 0 with *cell the leaf cell of a point (0 for a
+ * region), or 160 when invalid. */
+int spk_srv_geo_cell(const uint8_t *json, uint32_t len, uint64_t *cell);
 
 /* ---- rw.c / batch.c / info.c / scan.c ---------------------------------------- */
 
@@ -464,6 +588,15 @@ void spk_srv_info_sets(spk_srv_ctx *c, spk_buf *b, spk_srv_ns *ns,
 
 /* Multi-record request (no digest, no key): scan / query. */
 void spk_srv_scan(spk_srv_ctx *c, spk_srv_ns *ns, const spk_srv_req *r);
+
+/* Follow a CDT context (msgpack [type, value, ...]) into a list / map
+ * value: the element found, as a span of val.  0, or -1 (not found). */
+int spk_srv_cdt_ctx_get(const uint8_t *val, uint32_t len, const uint8_t *ctx,
+                        uint32_t ctx_len, const uint8_t **out,
+                        uint32_t *out_len);
+/* Is ctx a context array an index may use?  0 yes, 1 invalid, 2 valid but
+ * not in normalized (shortest) msgpack. */
+int spk_srv_cdt_ctx_check(const uint8_t *ctx, uint32_t len);
 
 /* CDT ops (cdt.c): apply to a bin; result (if any) goes to *res. */
 int spk_srv_cdt_read(spk_srv_ctx *c, const spk_srv_bin *b,

@@ -160,17 +160,20 @@ void spk_srv_info_statistics(spk_srv_ctx *c, spk_buf *b) {
 }
 
 static void one_set(spk_buf *b, spk_srv_ns *ns, const spk_srv_set *st) {
+  bool populating;
+  uint32_t n_si = spk_srv_sindex_count_set(ns, (uint16_t)(st - ns->sets + 1), &populating);
   spk_srv_buf_printf(
       b,
       "ns=%s:set=%s:objects=%" PRId64 ":tombstones=0:data_used_bytes=%" PRId64
       ":truncate_lut=%" PRIu64
-      ":sindexes=0:index_populating=false:truncating=false"
+      ":sindexes=%u:index_populating=%s:truncating=false"
       ":default-read-touch-ttl-pct=0:default-ttl=0:disable-eviction=false"
       ":enable-index=false:stop-writes-count=0:stop-writes-size=0;",
       ns->cfg.name, st->name,
       atomic_load_explicit(&st->objects, memory_order_relaxed),
       atomic_load_explicit(&st->bytes, memory_order_relaxed),
-      atomic_load_explicit(&st->truncate_lut_ms, memory_order_relaxed));
+      atomic_load_explicit(&st->truncate_lut_ms, memory_order_relaxed), n_si,
+      populating ? "true" : "false");
 }
 
 void spk_srv_info_sets(spk_srv_ctx *c, spk_buf *b, spk_srv_ns *ns,

@@ -21,6 +21,7 @@ spk_srv_ns *spk_srv_ns_create(const spk_srv_ns_cfg *cfg, uint32_t ix) {
   ns->cfg = *cfg;
   ns->ix = ix;
   pthread_mutex_init(&ns->sets_lock, NULL);
+  pthread_mutex_init(&ns->si_lock, NULL);
   for (uint32_t i = 0; i < SPK_SRV_NPART; i++)
     pthread_mutex_init(&ns->parts[i].lock, NULL);
   return ns;
@@ -28,6 +29,8 @@ spk_srv_ns *spk_srv_ns_create(const spk_srv_ns_cfg *cfg, uint32_t ix) {
 
 void spk_srv_ns_destroy(spk_srv_ns *ns) {
   if (!ns) return;
+  spk_srv_sindex_free_all(ns);
+  pthread_mutex_destroy(&ns->si_lock);
   for (uint32_t i = 0; i < SPK_SRV_NPART; i++) {
     spk_srv_part *p = &ns->parts[i];
     for (uint32_t j = 0; j < p->cap; j++) free(p->slots[j]);
@@ -220,6 +223,7 @@ static uint64_t sweep(spk_srv_ns *ns, doomed_fn doomed, void *arg) {
         /* Removal may shift a later record into slot i: re-check it. */
         spk_srv_part_remove(p, r->digest);
         spk_srv_rec_removed(ns, r);
+        spk_srv_sindex_update(ns, r, NULL);
         free(r);
         n++;
         continue;

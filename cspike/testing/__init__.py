@@ -89,6 +89,11 @@ class Server:
         node_ids: node ids (hex strings) instead of the derived ones.
         rebalance_delay_ms / migrate_delay_ms: how long a node loss takes to
             reform the cluster and to finish migrations (default immediate).
+        sindex_populate_ms: how long a secondary index created on a
+            non-empty set stays write-only (state WO, queries answer 203)
+            while it populates (default 20 ms, a real server's population
+            time for a small set).  An index on an empty set is readable at
+            once.
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class Server:
         node_ids: Optional[Sequence[str]] = None,
         rebalance_delay_ms: int = 0,
         migrate_delay_ms: int = 0,
+        sindex_populate_ms: Optional[int] = None,
         extra_args: Iterable[str] = (),
     ) -> None:
         self._args: List[str] = ["--nodes", str(int(nodes))]
@@ -126,6 +132,8 @@ class Server:
             self._args += ["--rebalance-delay", str(int(rebalance_delay_ms))]
         if migrate_delay_ms:
             self._args += ["--migrate-delay", str(int(migrate_delay_ms))]
+        if sindex_populate_ms is not None:
+            self._args += ["--sindex-populate-ms", str(int(sindex_populate_ms))]
         self._args += list(extra_args)
         self._binary = binary
         self._proc: Optional[subprocess.Popen] = None

@@ -6,7 +6,8 @@ import pytest
 
 import conformance
 
-SINGLE = {"node_ids": ["A1"], "cluster_name": "asbuild"}
+SINGLE = {"node_ids": ["A1"], "cluster_name": "asbuild",
+          "sindex_populate_ms": conformance.SINDEX_POPULATE_MS}
 
 
 def _check(r):
