@@ -90,7 +90,7 @@ static int module_exec(PyObject *m) {
   if (spkpy_key_init_types(m, st) || spkpy_record_init_types(m, st) ||
       spkpy_result_init_types(m, st) ||
       spkpy_cluster_init_types(m, st) || spkpy_session_init_types(m, st) ||
-      spkpy_aio_init_types(m, st))
+      spkpy_aio_init_types(m, st) || spkpy_hist_init_types(m, st))
     return -1;
   if (PyModule_AddIntConstant(m, "N_PARTITIONS", SPK_N_PARTITIONS) ||
       PyModule_AddIntConstant(m, "BIN_NAME_MAX", SPK_BIN_NAME_MAX))

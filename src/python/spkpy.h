@@ -163,6 +163,7 @@ typedef struct {
 } spkpy_Session;
 
 int spkpy_aio_init_types(PyObject *module, spkpy_state *st);
+int spkpy_hist_init_types(PyObject *m, spkpy_state *st);
 
 int spkpy_session_init_types(PyObject *module, spkpy_state *st);
 
