@@ -176,10 +176,11 @@ int spkpy_write_value_op(spkpy_state *st, spk_buf *b, uint8_t op,
   if (PyFloat_Check(v))
     return spk_msg_op_float(b, op, name, (size_t)name_len, PyFloat_AS_DOUBLE(v))
                ? oom() : 0;
+  (void)name_len; /* name is NUL-terminated UTF-8 (PyErr_Format has no %.*s) */
   PyErr_Format(PyExc_TypeError,
-               "bin '%.*s' has a value of unsupported type %.100s (supported: "
+               "bin '%s' has a value of unsupported type %.100s (supported: "
                "str, int, float, bool, bytes, list, dict, GeoJSON, None)",
-               (int)name_len, name, t->tp_name);
+               name, t->tp_name);
   return -1;
 }
 

@@ -588,53 +588,62 @@ void spkpy_req_clear(spkpy_req *req) {
   Py_CLEAR(req->key);
 }
 
+/* Collect one answered op: the value into results, and (for reads and
+ * valued modify results) into bins by name; a bin read twice keeps both. */
+static int collect_op(spkpy_state *st, const spk_op_view *op, int code, PyObject *bins,
+                      PyObject *results) {
+  PyObject *val = spkpy_decode_particle(st, op->particle, op->value, op->value_len);
+  if (!val) return -1;
+  bool is_read_result = true;
+  if (code >= 0) {
+    /* Writes answer with NULL placeholders: not bin values. */
+    if (!op_is_read(code) && val == Py_None) is_read_result = false;
+    if (code == SPK_OP_WRITE || code == SPK_OP_DELETE_ALL || code == SPK_OP_APPEND ||
+        code == SPK_OP_PREPEND)
+      is_read_result = false;
+  }
+  int rc = results ? PyList_Append(results, val) : 0;
+  if (rc == 0 && is_read_result && op->name_len) {
+    PyObject *name = PyUnicode_DecodeUTF8(op->name, op->name_len, "surrogateescape");
+    PyObject *lst = name ? PyDict_GetItemWithError(bins, name) : NULL;
+    if (!name || (!lst && PyErr_Occurred())) {
+      rc = -1;
+    } else if (lst) {
+      rc = PyList_Append(lst, val);
+    } else {
+      lst = PyList_New(1);
+      if (lst) PyList_SET_ITEM(lst, 0, Py_NewRef(val));
+      rc = lst ? PyDict_SetItem(bins, name, lst) : -1;
+      Py_XDECREF(lst);
+    }
+    Py_XDECREF(name);
+  }
+  Py_DECREF(val);
+  return rc;
+}
+
 PyObject *spkpy_finish_operate(spkpy_state *st, spkpy_req *req, const spk_msg_view *v) {
   Py_ssize_t n = PyTuple_GET_SIZE(req->ops);
   PyObject *bins = PyDict_New(), *results = NULL;
   if (!bins) return NULL;
-  if (req->respond_all && !(results = PyList_New(0))) goto fail;
   spk_msg_iter it = spk_msg_ops(v);
   spk_op_view op;
-  Py_ssize_t idx = 0;
-  while (spk_msg_next_op(&it, &op)) {
-    PyObject *val = spkpy_decode_particle(st, op.particle, op.value, op.value_len);
-    if (!val) goto fail;
-    bool is_read_result = true;
-    if (req->respond_all && idx < n) {
-      int code = op_code(PyTuple_GET_ITEM(req->ops, idx));
-      /* Writes answer with NULL placeholders: not bin values. */
-      if (!op_is_read(code) && val == Py_None) is_read_result = false;
-      if (code == SPK_OP_WRITE || code == SPK_OP_TOUCH || code == SPK_OP_DELETE_ALL ||
-          code == SPK_OP_APPEND || code == SPK_OP_PREPEND)
-        is_read_result = false;
-    }
-    if (results && PyList_Append(results, val) < 0) {
-      Py_DECREF(val);
-      goto fail;
-    }
-    if (is_read_result && op.name_len) {
-      PyObject *name = PyUnicode_DecodeUTF8(op.name, op.name_len, "surrogateescape");
-      /* Values are collected per name; a bin read twice keeps both. */
-      PyObject *lst = name ? PyDict_GetItemWithError(bins, name) : NULL;
-      int rc;
-      if (!name || (!lst && PyErr_Occurred())) {
-        rc = -1;
-      } else if (lst) {
-        rc = PyList_Append(lst, val);
-      } else {
-        lst = PyList_New(1);
-        if (lst) PyList_SET_ITEM(lst, 0, Py_NewRef(val));
-        rc = lst ? PyDict_SetItem(bins, name, lst) : -1;
-        Py_XDECREF(lst);
+  if (req->respond_all) {
+    /* One answer per op in request order, except TOUCH, which the server
+     * answers with nothing even then: keep results aligned with ops. */
+    if (!(results = PyList_New(0))) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+      int code = op_code(PyTuple_GET_ITEM(req->ops, i));
+      if (code == SPK_OP_TOUCH) {
+        if (PyList_Append(results, Py_None) < 0) goto fail;
+        continue;
       }
-      Py_XDECREF(name);
-      if (rc < 0) {
-        Py_DECREF(val);
-        goto fail;
-      }
+      if (!spk_msg_next_op(&it, &op)) break;
+      if (collect_op(st, &op, code, bins, results) < 0) goto fail;
     }
-    Py_DECREF(val);
-    idx++;
+  } else {
+    while (spk_msg_next_op(&it, &op))
+      if (collect_op(st, &op, -1, bins, NULL) < 0) goto fail;
   }
   {
     PyObject *name, *lst;

@@ -100,10 +100,15 @@ int spk_cluster_is_connected(spk_cluster *c) {
 
 /* ---- info exchange ------------------------------------------------------------ */
 
-static int read_full(int fd, uint8_t *p, size_t n, spk_error *err) {
+/* Read exactly n bytes; the socket's SO_RCVTIMEO was set from the
+ * deadline, so a wait that times out ends the exchange. */
+static int read_full(int fd, uint8_t *p, size_t n, uint64_t deadline_ns,
+                     spk_error *err) {
   while (n > 0) {
     long r = spk_sock_recv(fd, p, n, err);
     if (r < 0) return (int)r;
+    if (r == 0 || (deadline_ns && spk_now_ns() >= deadline_ns))
+      return spk_error_set(err, SPK_ERR_TIMEOUT, "info request timed out");
     p += r;
     n -= (size_t)r;
   }
@@ -128,7 +133,7 @@ int spk_info_exchange(int fd, const char *const *cmds, size_t n,
   int rc = spk_sock_send_all(fd, resp->data, resp->len, err);
   if (rc) return rc;
   uint8_t hdr[8];
-  rc = read_full(fd, hdr, 8, err);
+  rc = read_full(fd, hdr, 8, deadline_ns, err);
   if (rc) return rc;
   spk_proto p;
   rc = spk_proto_check(hdr, SPK_PROTO_INFO, &p, err);
@@ -140,7 +145,7 @@ int spk_info_exchange(int fd, const char *const *cmds, size_t n,
   resp->len = 0;
   uint8_t *body = spk_buf_extend(resp, (size_t)p.size);
   if (!body) return spk_error_set(err, SPK_ERR_CLIENT, "out of memory");
-  return read_full(fd, body, (size_t)p.size, err);
+  return read_full(fd, body, (size_t)p.size, deadline_ns, err);
 }
 
 /* ---- nodes --------------------------------------------------------------------- */

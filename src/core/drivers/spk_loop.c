@@ -169,11 +169,17 @@ static void conn_release(spk_loop *l, spk_acmd *a) {
 
 static spk_lconn *conn_get_idle(spk_loop *l, spk_node *n) {
   node_pool *p = pool_for(l, n);
+  uint64_t now = 0;
   while (p && p->idle) {
     spk_lconn *c = p->idle;
     p->idle = c->next;
     p->n_idle--;
-    if (!spk_pool_is_closed(&n->pool)) return c;
+    if (!now) now = spk_now_ns();
+    /* As the blocking pool: check a connection that sat idle for a while
+     * (its EOF may not have been reported by epoll yet). */
+    if (!spk_pool_is_closed(&n->pool) &&
+        (now - c->last_used_ns <= 1000000u || spk_sock_idle_ok(c->fd)))
+      return c;
     conn_close(l, c);
   }
   return NULL;

@@ -135,7 +135,7 @@ static spk_step do_recv(spk_cmd *cmd, spk_node *node, spk_conn **conn) {
       return io_failed(cmd, node, conn, SPK_ERR_CLIENT, "out of memory");
     spk_error e;
     long r = spk_sock_recv((*conn)->fd, rx->data + rx->len, rx->cap - rx->len, &e);
-    if (r == SPK_ERR_TIMEOUT) continue; /* re-check both clocks above */
+    if (r == 0) continue; /* SO_RCVTIMEO elapsed: re-check both clocks above */
     if (r < 0) return io_failed(cmd, node, conn, (int)r, e.message);
     rx->len += (size_t)r;
     if (rx->len >= cmd->need) {

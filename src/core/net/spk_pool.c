@@ -1,6 +1,8 @@
 /* spk_pool.c - per-node connection pool (see spk_pool.h). */
 #include "spk_pool.h"
 
+#include "spk_socket.h"
+
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -59,6 +61,11 @@ static int is_stale(const spk_pool *p, const spk_conn *c, uint64_t now) {
   return p->max_idle_ns && now - c->last_used_ns > p->max_idle_ns;
 }
 
+/* A connection idle longer than this is checked (one non-blocking peek)
+ * before reuse: the server may have closed it (restart, idle reaping).  A
+ * busy connection is reused within microseconds and skips the syscall. */
+#define SPK_POOL_CHECK_IDLE_NS 1000000u
+
 /* Cold path: the caller's slot and the stack are empty; connections may
  * still sit in other threads' slots (a thread that stopped using the pool
  * leaves its connection there). */
@@ -86,9 +93,10 @@ spk_conn *spk_pool_get(spk_pool *p) {
       if (!c) c = steal_slot(p);
       if (!c) return NULL;
     }
-    if (!p->max_idle_ns) return c;
     if (!now) now = spk_now_ns();
-    if (!is_stale(p, c, now)) return c;
+    if (!is_stale(p, c, now) &&
+        (now - c->last_used_ns <= SPK_POOL_CHECK_IDLE_NS || spk_sock_idle_ok(c->fd)))
+      return c;
     conn_free(p, c);
     c = NULL;
   }
@@ -135,7 +143,7 @@ void spk_pool_put(spk_pool *p, spk_conn *c) {
     conn_free(p, c);
     return;
   }
-  if (p->max_idle_ns) c->last_used_ns = spk_now_ns();
+  c->last_used_ns = spk_now_ns();
   spk_conn *expect = NULL;
   if (atomic_compare_exchange_strong_explicit(&p->slots[thread_slot()], &expect,
                                               c, memory_order_release,

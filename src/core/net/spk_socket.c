@@ -173,10 +173,19 @@ long spk_sock_recv(int fd, uint8_t *p, size_t cap, spk_error *err) {
       return spk_error_set(err, SPK_ERR_CONNECTION,
                            "connection closed by server");
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return spk_error_set(err, SPK_ERR_TIMEOUT, "socket read timed out");
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
     return spk_error_set(err, SPK_ERR_CONNECTION, "recv failed: %s",
                          strerror(errno));
+  }
+}
+
+int spk_sock_idle_ok(int fd) {
+  uint8_t b;
+  for (;;) {
+    ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0 && errno == EINTR) continue;
+    /* EOF (0), stray bytes (> 0) or an error: the stream is not clean. */
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 }
 

@@ -50,10 +50,15 @@ int spk_sock_set_timeout(int fd, uint32_t ms);
  * SPK_ERR_TIMEOUT (SO_SNDTIMEO elapsed) or SPK_ERR_CONNECTION. */
 int spk_sock_send_all(int fd, const uint8_t *p, size_t n, spk_error *err);
 
-/* One blocking recv into [p, p+cap).  Returns bytes read (> 0), or
- * SPK_ERR_TIMEOUT (SO_RCVTIMEO elapsed), or SPK_ERR_CONNECTION (EOF or
- * error; err says which).  EINTR is retried. */
+/* One blocking recv into [p, p+cap).  Returns bytes read (> 0), 0 when
+ * SO_RCVTIMEO elapsed with nothing read, or SPK_ERR_CONNECTION (EOF or an
+ * error; err says which).  EINTR is retried.  (A timeout is 0, never
+ * SPK_ERR_TIMEOUT: that code is 9, a valid byte count.) */
 long spk_sock_recv(int fd, uint8_t *p, size_t cap, spk_error *err);
+
+/* 1 if an idle connection is still usable: nothing to read and no EOF or
+ * error pending (a non-blocking one-byte peek). */
+int spk_sock_idle_ok(int fd);
 
 /* Close and mark -1. */
 void spk_sock_close(int *fd);
