@@ -84,10 +84,11 @@ class _ClientBase:
 
     def _connect_core(self) -> _core.Cluster:
         with self._lock:
+            if self._closed:
+                raise ClientClosedError("client is closed; create a new client",
+                                        result_code=-20)
             if self._cluster is not None:
                 return self._cluster
-            if self._closed:
-                raise ClientClosedError("client is closed", result_code=-20)
             self._cluster = _core.Cluster(self._seeds, **self._config)
             return self._cluster
 
