@@ -17,10 +17,10 @@ import threading
 from typing import Any
 
 from . import _core
-from .builders import BatchOperationBuilder, QueryBuilder, WriteSegmentBuilder, _SessionVerbs
+from .builders import BatchOperationBuilder, QueryBuilder, WriteSegmentBuilder
 from .client import _ClientBase
 from .policy import Behavior
-from .session import compile_point_policies
+from .session import _SessionBase
 
 __all__ = ["Client", "Session"]
 
@@ -97,7 +97,7 @@ class Client(_ClientBase):
         return info_value(self._require().info(command, node, int(timeout * 1000)), command)
 
 
-class Session(_SessionVerbs, _core.AsyncSessionCore):
+class Session(_SessionBase, _core.AsyncSessionCore):
     """An asyncio session: ``await session.get(key)``, ``await session.put(key, bins)``,
     ``delete``, ``exists``, ``touch``, ``operate``; builders as on SyncSession
     with ``await ....execute()``."""
@@ -106,22 +106,6 @@ class Session(_SessionVerbs, _core.AsyncSessionCore):
     _write_cls = WriteSegmentBuilder
     _batch_cls = BatchOperationBuilder
 
-    def __init__(self, client: Client, behavior: Behavior | None = None) -> None:
-        if behavior is None:
-            behavior = Behavior.DEFAULT
-        if not isinstance(behavior, Behavior):
-            raise TypeError(f"behavior must be a Behavior, not {type(behavior).__name__}")
-        super().__init__(client._require(), compile_point_policies(behavior), client._driver_for)
-        self._client = client
-        self._behavior = behavior
-
-    @property
-    def behavior(self) -> Behavior:
-        return self._behavior
-
-    @property
-    def client(self) -> Client:
-        return self._client
-
-    def __repr__(self) -> str:
-        return f"<Session behavior={self._behavior.name!r}>"
+    @staticmethod
+    def _driver_factory(client: Client) -> Any:
+        return client._driver_for

@@ -33,7 +33,37 @@ def compile_point_policies(behavior: Behavior) -> tuple:
                  for mode in (Mode.AP, Mode.SC) for kind, shape in _SLOTS)
 
 
-class SyncSession(_SessionVerbs, _core.SessionCore):
+class _SessionBase(_SessionVerbs):
+    """What the sync and async sessions share: a client and a Behavior,
+    compiled once into the core's policies."""
+
+    def __init__(self, client: Any, behavior: Behavior | None = None) -> None:
+        if behavior is None:
+            behavior = Behavior.DEFAULT
+        if not isinstance(behavior, Behavior):
+            raise TypeError(f"behavior must be a Behavior, not {type(behavior).__name__}")
+        super().__init__(client._require(), compile_point_policies(behavior),
+                         self._driver_factory(client))
+        self._client = client
+        self._behavior = behavior
+
+    @staticmethod
+    def _driver_factory(client: Any) -> Any:
+        return None
+
+    @property
+    def behavior(self) -> Behavior:
+        return self._behavior
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} behavior={self._behavior.name!r}>"
+
+
+class SyncSession(_SessionBase, _core.SessionCore):
     """A blocking session.
 
     Fast path (C, on the calling thread): ``get``, ``put``, ``delete``,
@@ -45,24 +75,3 @@ class SyncSession(_SessionVerbs, _core.SessionCore):
     _query_cls = SyncQueryBuilder
     _write_cls = SyncWriteSegmentBuilder
     _batch_cls = SyncBatchOperationBuilder
-
-    def __init__(self, client: Any, behavior: Behavior | None = None) -> None:
-        if behavior is None:
-            behavior = Behavior.DEFAULT
-        if not isinstance(behavior, Behavior):
-            raise TypeError(f"behavior must be a Behavior, not {type(behavior).__name__}")
-        cluster = client._require()
-        super().__init__(cluster, compile_point_policies(behavior))
-        self._client = client
-        self._behavior = behavior
-
-    @property
-    def behavior(self) -> Behavior:
-        return self._behavior
-
-    @property
-    def client(self) -> Any:
-        return self._client
-
-    def __repr__(self) -> str:
-        return f"<SyncSession behavior={self._behavior.name!r}>"
