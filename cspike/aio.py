@@ -35,6 +35,9 @@ class Client(_ClientBase):
 
     async def connect(self) -> Client:
         """Connect (seeding runs in a worker thread so the loop stays free)."""
+        if self._closed:
+            from .exceptions import ClientClosedError
+            raise ClientClosedError("client is closed; create a new client", result_code=-20)
         if self._cluster is None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self._connect_core)
@@ -45,9 +48,11 @@ class Client(_ClientBase):
         return self
 
     async def close(self) -> None:
-        """Close: commands in flight fail with ClientClosedError."""
+        """Close: commands in flight fail with ClientClosedError.  The core
+        (tend thread, sockets) closes in a worker thread, so a slow node
+        cannot stall this event loop."""
         self._close_drivers()
-        self._close_core()
+        await asyncio.get_running_loop().run_in_executor(None, self._close_core)
 
     def close_blocking(self) -> None:
         self._close_drivers()

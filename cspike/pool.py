@@ -102,6 +102,8 @@ class AsyncPool:
             loop.run_until_complete(w.client.connect())
         except BaseException as exc:  # noqa: BLE001 - reported to start()
             w.error = exc
+            if w.loop is not None:
+                w.loop.close()  # its selector's fds, now, not at GC time
             ready.set()
             return
         ready.set()

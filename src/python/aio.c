@@ -93,6 +93,21 @@ static void aio_done(spk_acmd *a) {
   spk_loop_acmd_free(d->l, a);
 }
 
+/* A command whose future is already done (cancelled) has nobody waiting.
+ * Called only when a node's connections are all busy. */
+static int aio_abandoned(spk_acmd *a) {
+  inflight_t *f = a->udata;
+  if (!f->future) return 0;
+  PyObject *r = PyObject_CallMethod(f->future, "done", NULL);
+  if (!r) {
+    PyErr_Clear();
+    return 0;
+  }
+  int done = r == Py_True;
+  Py_DECREF(r);
+  return done;
+}
+
 /* ---- timer ------------------------------------------------------------------- */
 
 static int schedule_timer(spkpy_Driver *d) {
@@ -118,7 +133,7 @@ static PyObject *Driver_on_timer(spkpy_Driver *d, PyObject *unused) {
   (void)unused;
   Py_CLEAR(d->timer_handle);
   d->timer_when_ns = 0;
-  if (d->closed) Py_RETURN_NONE;
+  if (d->closed || !d->l) Py_RETURN_NONE;
   uint64_t now = spk_now_ns();
   spk_loop_run_timers(d->l, now);
   if (now - d->last_trim_ns > 1000000000u) {
@@ -131,7 +146,7 @@ static PyObject *Driver_on_timer(spkpy_Driver *d, PyObject *unused) {
 
 static PyObject *Driver_on_readable(spkpy_Driver *d, PyObject *unused) {
   (void)unused;
-  if (d->closed) Py_RETURN_NONE;
+  if (d->closed || !d->l) Py_RETURN_NONE;
   spk_loop_run_ready(d->l);
   if (schedule_timer(d) != 0) return NULL;
   Py_RETURN_NONE;
@@ -162,6 +177,7 @@ static PyObject *Driver_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     Py_DECREF(d);
     return spkpy_raise(st, &err);
   }
+  spk_loop_set_abandoned_fn(d->l, aio_abandoned);
   d->create_future = PyObject_GetAttrString(loop, "create_future");
   d->call_at = d->create_future ? PyObject_GetAttrString(loop, "call_at") : NULL;
   d->on_timer = d->call_at ? PyObject_GetAttrString((PyObject *)d, "_on_timer") : NULL;
@@ -200,6 +216,12 @@ static void driver_shutdown(spkpy_Driver *d, int code, const char *msg) {
     Py_XDECREF(fd);
   }
   d->reader_fd = -1;
+  /* Nothing is in flight any more: release the epoll fd and connections
+   * now, not when the last session drops the driver. */
+  if (d->l) {
+    spk_loop_free(d->l);
+    d->l = NULL;
+  }
 }
 
 static PyObject *Driver_close(spkpy_Driver *d, PyObject *unused) {

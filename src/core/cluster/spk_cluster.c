@@ -466,6 +466,7 @@ static void tend(spk_cluster *c) {
   for (uint32_t i = 0; i < c->n_nodes; i++) {
     spk_node *n = c->nodes[i];
     n->friends = 0;
+    if (spk_cluster_is_closed(c)) return; /* closing: do not start more I/O */
     if (refresh_node(c, n) == 0) {
       if (n->failures) {
         /* Coming back from failures: re-read everything. */
@@ -638,11 +639,18 @@ void spk_cluster_close(spk_cluster *c) {
   pthread_cond_signal(&c->cond);
   pthread_mutex_unlock(&c->lock);
   if (spk_cluster_forked(c)) return; /* no tend thread here; parent's sockets */
+  /* Wake threads blocked on commands first: the tend thread may be in an
+   * info exchange with a slow node for up to the connect timeout. */
+  const spk_pmap *m = spk_cluster_pmap(c);
+  for (uint32_t i = 0; m && i < m->n_nodes; i++) spk_pool_close(&m->nodes[i]->pool);
+  spk_cluster_unpin();
   if (c->tend_started) pthread_join(c->tend_thread, NULL);
   c->tend_started = false;
+  /* The tend thread is gone: its sockets can be closed now, not at free. */
   for (uint32_t i = 0; i < c->n_nodes; i++) {
     atomic_store(&c->nodes[i]->active, 0);
     spk_pool_close(&c->nodes[i]->pool);
+    spk_sock_close(&c->nodes[i]->tend_fd);
   }
 }
 

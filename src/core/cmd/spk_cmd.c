@@ -155,10 +155,16 @@ static spk_step retry_or_done(spk_cmd *cmd, int code) {
   }
   bool expired = cmd->deadline_ns && now >= cmd->deadline_ns;
   if (cmd->attempts > p->max_retries || !spk_result_retryable(code) || expired) {
-    if (expired && code == SPK_ERR_TIMEOUT)
+    if (expired && code == SPK_ERR_TIMEOUT) {
+      /* The last attempt's message goes into the new one: copy it first
+       * (formatting a buffer into itself is undefined). */
+      char last[SPK_ERROR_MSG_SIZE];
+      memcpy(last, cmd->err.message, sizeof last);
+      last[sizeof last - 1] = '\0';
       spk_error_set(&cmd->err, SPK_ERR_TIMEOUT,
                     "total timeout of %u ms exceeded after %u attempt(s): %s",
-                    p->total_timeout_ms, cmd->attempts, cmd->err.message);
+                    p->total_timeout_ms, cmd->attempts, last);
+    }
     return done(cmd, code);
   }
   /* Move to the next replica, except where staying is right: a write that
@@ -191,10 +197,30 @@ spk_step spk_cmd_wake(spk_cmd *cmd, uint64_t now_ns) {
   return route(cmd);
 }
 
+static spk_step failed(spk_cmd *cmd, int code, const char *message, bool local);
+
 spk_step spk_cmd_failed(spk_cmd *cmd, int code, const char *message) {
+  return failed(cmd, code, message, false);
+}
+
+spk_step spk_cmd_failed_local(spk_cmd *cmd, int code, const char *message) {
+  return failed(cmd, code, message, true);
+}
+
+spk_step spk_cmd_pool_closed(spk_cmd *cmd) {
+  if (spk_cluster_is_closed(cmd->cluster))
+    return failed(cmd, SPK_ERR_CLOSED, "client is closed", true);
+  return failed(cmd, SPK_ERR_CONNECTION, "node left the cluster", true);
+}
+
+static spk_step failed(spk_cmd *cmd, int code, const char *message, bool local) {
   /* Safe either way: the hazard (CONN step) or the held connection keeps
-   * the node alive until the driver releases it after this call. */
-  if (cmd->node && code != SPK_MAX_ERROR_RATE) spk_node_error(cmd->node);
+   * the node alive until the driver releases it after this call.  Local
+   * conditions (breaker already open, no connection slot, no file
+   * descriptors) say nothing about the node's health. */
+  if (cmd->node && !local && code != SPK_MAX_ERROR_RATE &&
+      code != SPK_NO_MORE_CONNECTIONS)
+    spk_node_error(cmd->node);
   if (!cmd->target) spk_cluster_unpin();
   cmd->conn_ok = false;
   if (cmd->node)

@@ -125,6 +125,12 @@ spk_step spk_cmd_wake(spk_cmd *cmd, uint64_t now_ns);
 /* An I/O or connect failure (code: SPK_ERR_CONNECTION, SPK_ERR_TIMEOUT for
  * a socket timeout, SPK_NO_MORE_CONNECTIONS, ...).  message may be NULL. */
 spk_step spk_cmd_failed(spk_cmd *cmd, int code, const char *message);
+/* The same for a failure on this side (no free connection, no file
+ * descriptor): not counted against the node's error rate. */
+spk_step spk_cmd_failed_local(spk_cmd *cmd, int code, const char *message);
+/* The node's pool refused a connection because it is closed: the client
+ * closed (final), or the node left the cluster (retried elsewhere). */
+spk_step spk_cmd_pool_closed(spk_cmd *cmd);
 
 /*
  * Socket-op timeout in ms for the current attempt, bounded by what is left

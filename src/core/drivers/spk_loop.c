@@ -30,11 +30,17 @@ typedef struct node_pool {
   spk_node *node;
   spk_lconn *idle;
   uint32_t n_idle;
+  uint32_t n_open;     /* connections to the node, idle or busy */
+  spk_acmd *wait_head; /* commands waiting for a connection, FIFO */
+  spk_acmd *wait_tail;
 } node_pool;
 
 struct spk_loop {
   spk_cluster *cluster;
   int epfd;
+  uint32_t max_conns;  /* per node */
+  int (*abandoned)(spk_acmd *a);
+  spk_acmd *runq;      /* waiters woken, to run from a top-level call */
   size_t udata_size;
   spk_acmd *free_list;
   spk_acmd *active; /* doubly linked */
@@ -111,6 +117,9 @@ uint64_t spk_loop_next_timer(const spk_loop *l) {
 
 /* ---- connections --------------------------------------------------------------- */
 
+/* The loop's idle list for a node.  The entry holds a reference on the
+ * node's pool (spk_pool_ref) for as long as it exists, so the tend thread
+ * cannot free the node under it; close_idle drops entries of removed nodes. */
 static node_pool *pool_for(spk_loop *l, spk_node *n) {
   for (size_t i = 0; i < l->n_pools; i++)
     if (l->pools[i].node == n) return &l->pools[i];
@@ -121,16 +130,49 @@ static node_pool *pool_for(spk_loop *l, spk_node *n) {
     l->pools = p;
     l->cap_pools = cap;
   }
+  if (spk_pool_ref(&n->pool) != 0) return NULL; /* node removed: no entry */
   node_pool *p = &l->pools[l->n_pools++];
+  memset(p, 0, sizeof *p);
   p->node = n;
-  p->idle = NULL;
-  p->n_idle = 0;
   return p;
 }
 
+static node_pool *pool_find(spk_loop *l, const spk_node *n) {
+  for (size_t i = 0; i < l->n_pools; i++)
+    if (l->pools[i].node == n) return &l->pools[i];
+  return NULL;
+}
+
+/* ---- waiting for a connection ---- */
+
+static void wait_unlink(node_pool *p, spk_acmd *a) {
+  if (a->wprev) a->wprev->wnext = a->wnext;
+  else p->wait_head = a->wnext;
+  if (a->wnext) a->wnext->wprev = a->wprev;
+  else p->wait_tail = a->wprev;
+  a->wnext = a->wprev = NULL;
+  a->waiting = false;
+}
+
+/* A connection to p's node became free (or a slot did): the first waiter
+ * goes to the run queue.  It runs from the top-level call in progress,
+ * never nested inside another command's completion. */
+static void wake_one(spk_loop *l, node_pool *p) {
+  spk_acmd *a = p->wait_head;
+  if (!a) return;
+  wait_unlink(p, a);
+  a->wnext = l->runq;
+  l->runq = a;
+}
+
 static void conn_close(spk_loop *l, spk_lconn *c) {
+  node_pool *p = pool_find(l, c->node);
   epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
+  if (p) {
+    p->n_open--;
+    wake_one(l, p);
+  }
   spk_pool_unref(&c->node->pool);
   free(c);
 }
@@ -165,6 +207,7 @@ static void conn_release(spk_loop *l, spk_acmd *a) {
   c->next = p->idle;
   p->idle = c;
   p->n_idle++;
+  wake_one(l, p);
 }
 
 static spk_lconn *conn_get_idle(spk_loop *l, spk_node *n) {
@@ -199,6 +242,22 @@ static int attempt_timer(spk_loop *l, spk_acmd *a) {
   return timer_set(l, a, when);
 }
 
+static void finish(spk_loop *l, spk_acmd *a);
+
+/* Every connection to n is busy: end one command nobody waits for, so its
+ * connection slot frees.  The connection is closed (its answer is still on
+ * the way), never returned to the pool half-read. */
+static void reclaim_abandoned(spk_loop *l, spk_node *n) {
+  for (spk_acmd *b = l->active; b; b = b->next) {
+    if (!b->conn || b->conn->node != n || !l->abandoned(b)) continue;
+    b->cmdp->conn_ok = false;
+    spk_error_set(&b->cmdp->err, SPK_ERR_CLIENT_ABORT, "command cancelled");
+    b->cmdp->err.in_doubt = spk_cmd_in_doubt(b->cmdp, SPK_ERR_CLIENT_ABORT);
+    finish(l, b);
+    return;
+  }
+}
+
 static int do_conn(spk_loop *l, spk_acmd *a) {
   spk_node *n = a->cmdp->node;
   spk_lconn *c = conn_get_idle(l, n);
@@ -209,7 +268,23 @@ static int do_conn(spk_loop *l, spk_acmd *a) {
     attempt_timer(l, a);
     return spk_cmd_conn_ready(a->cmdp);
   }
-  if (spk_pool_ref(&n->pool) != 0) return spk_cmd_failed(a->cmdp, SPK_ERR_CLOSED, NULL);
+  node_pool *np = pool_for(l, n);
+  if (!np) return spk_cmd_pool_closed(a->cmdp);
+  if (np->n_open >= l->max_conns && l->abandoned) reclaim_abandoned(l, n);
+  if (np->n_open >= l->max_conns) {
+    /* Every connection to the node is busy: wait for one.  The pool
+     * entry's reference keeps the node alive meanwhile. */
+    spk_cluster_unpin();
+    a->waiting = true;
+    a->wnext = NULL;
+    a->wprev = np->wait_tail;
+    if (np->wait_tail) np->wait_tail->wnext = a;
+    else np->wait_head = a;
+    np->wait_tail = a;
+    attempt_timer(l, a);
+    return STEP_WAIT;
+  }
+  if (spk_pool_ref(&n->pool) != 0) return spk_cmd_pool_closed(a->cmdp);
   c = calloc(1, sizeof *c);
   if (!c) {
     int st = spk_cmd_failed(a->cmdp, SPK_ERR_CLIENT, "out of memory");
@@ -224,10 +299,13 @@ static int do_conn(spk_loop *l, spk_acmd *a) {
   if (c->fd < 0 ||
       (connect(c->fd, (const struct sockaddr *)&n->addr.ss, n->addr.len) != 0 &&
        !(in_progress = (errno == EINPROGRESS)))) {
+    int e = errno;
     char msg[160], where[80];
     spk_addr_format(&n->addr, where, sizeof where);
-    snprintf(msg, sizeof msg, "connect to %s failed: %s", where, strerror(errno));
-    int st = spk_cmd_failed(a->cmdp, SPK_ERR_CONNECTION, msg);
+    snprintf(msg, sizeof msg, "connect to %s failed: %s", where, strerror(e));
+    int st = spk_errno_is_local(e)
+                 ? spk_cmd_failed_local(a->cmdp, SPK_NO_MORE_CONNECTIONS, msg)
+                 : spk_cmd_failed(a->cmdp, SPK_ERR_CONNECTION, msg);
     if (c->fd >= 0) close(c->fd);
     free(c);
     spk_pool_unref(&n->pool);
@@ -242,6 +320,7 @@ static int do_conn(spk_loop *l, spk_acmd *a) {
     spk_pool_unref(&n->pool);
     return st;
   }
+  np->n_open++;
   c->cmd = a;
   a->conn = c;
   a->connecting = in_progress;
@@ -284,6 +363,7 @@ static int do_send(spk_loop *l, spk_acmd *a) {
 static int do_recv(spk_loop *l, spk_acmd *a) {
   spk_cmd *cmd = a->cmdp;
   spk_buf *rx = cmd->rx;
+  bool progressed = false;
   for (;;) {
     size_t want = cmd->need > rx->len ? cmd->need - rx->len : 0;
     if (want < RX_CHUNK) want = RX_CHUNK;
@@ -292,6 +372,7 @@ static int do_recv(spk_loop *l, spk_acmd *a) {
     ssize_t r = recv(a->conn->fd, rx->data + rx->len, rx->cap - rx->len, 0);
     if (r > 0) {
       rx->len += (size_t)r;
+      progressed = true;
       if (rx->len < cmd->need) continue;
       int st = spk_cmd_received(cmd);
       if (st != SPK_STEP_RECV) {
@@ -302,13 +383,21 @@ static int do_recv(spk_loop *l, spk_acmd *a) {
     }
     if (r == 0) return io_fail(l, a, SPK_ERR_CONNECTION, "connection closed by server");
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return STEP_WAIT;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      /* The socket timeout bounds idleness: progress re-arms it. */
+      if (progressed && cmd->policy->socket_timeout_ms) attempt_timer(l, a);
+      return STEP_WAIT;
+    }
     return io_fail(l, a, SPK_ERR_CONNECTION, strerror(errno));
   }
 }
 
 static void finish(spk_loop *l, spk_acmd *a) {
   timer_cancel(l, a);
+  if (a->waiting) {
+    node_pool *p = pool_find(l, a->cmdp->node);
+    if (p) wait_unlink(p, a);
+  }
   conn_release(l, a);
   if (a->active) {
     a->active = false;
@@ -328,7 +417,9 @@ static void run(spk_loop *l, spk_acmd *a, int st) {
       case SPK_STEP_CONN:
         next = do_conn(l, a);
         if (next == STEP_WAIT) {
-          a->step = SPK_STEP_SEND; /* send once the connect completes */
+          /* Waiting for a free connection, or to send once the connect
+           * completes. */
+          a->step = a->waiting ? SPK_STEP_CONN : SPK_STEP_SEND;
           return;
         }
         break;
@@ -356,6 +447,17 @@ static void run(spk_loop *l, spk_acmd *a, int st) {
         return;
     }
     st = next;
+  }
+}
+
+/* Run the commands woken from wait queues.  Only from top-level entry
+ * points, so no command's state machine runs inside another's. */
+static void drain_runq(spk_loop *l) {
+  while (l->runq) {
+    spk_acmd *a = l->runq;
+    l->runq = a->wnext;
+    a->wnext = NULL;
+    if (a->active) run(l, a, SPK_STEP_CONN);
   }
 }
 
@@ -414,6 +516,7 @@ int spk_loop_run_ready(spk_loop *l) {
     }
     for (int i = 0; i < n; i++) on_event(l, evs[i].data.ptr, evs[i].events);
     total += n;
+    drain_runq(l);
     if (n < MAX_EVENTS) return total;
   }
 }
@@ -424,6 +527,11 @@ void spk_loop_run_timers(spk_loop *l, uint64_t now_ns) {
     timer_cancel(l, a);
     if (a->step == SPK_STEP_SLEEP) {
       run(l, a, spk_cmd_wake(a->cmdp, now_ns));
+    } else if (a->waiting) {
+      node_pool *p = pool_find(l, a->cmdp->node);
+      if (p) wait_unlink(p, a);
+      run(l, a, spk_cmd_failed_local(a->cmdp, SPK_ERR_TIMEOUT,
+                                     "timed out waiting for a free connection"));
     } else {
       const char *what = a->connecting ? "timed out connecting"
                          : a->step == SPK_STEP_RECV ? "timed out waiting for the response"
@@ -431,6 +539,7 @@ void spk_loop_run_timers(spk_loop *l, uint64_t now_ns) {
       run(l, a, io_fail(l, a, SPK_ERR_TIMEOUT, what));
     }
   }
+  drain_runq(l);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -442,6 +551,8 @@ spk_loop *spk_loop_new(spk_cluster *c, size_t udata_size, spk_error *err) {
     return NULL;
   }
   l->cluster = c;
+  l->max_conns = spk_cluster_config_get(c)->max_conns_per_node;
+  if (l->max_conns == 0) l->max_conns = 1;
   l->udata_size = (udata_size + 15) & ~(size_t)15;
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (l->epfd < 0) {
@@ -493,9 +604,12 @@ void spk_loop_start(spk_loop *l, spk_acmd *a) {
   l->active = a;
   l->n_active++;
   run(l, a, spk_cmd_begin(a->cmdp, spk_now_ns()));
+  drain_runq(l);
 }
 
 size_t spk_loop_inflight(const spk_loop *l) { return l->n_active; }
+
+void spk_loop_set_abandoned_fn(spk_loop *l, int (*fn)(spk_acmd *a)) { l->abandoned = fn; }
 
 void spk_loop_foreach(spk_loop *l, void (*fn)(spk_acmd *a, void *ctx), void *ctx) {
   for (spk_acmd *a = l->active; a; a = a->next) fn(a, ctx);
@@ -517,16 +631,26 @@ static void close_idle(spk_loop *l, uint64_t now, uint64_t idle_ns, bool all) {
       }
     }
   }
-  /* Forget pools of nodes that are gone, so their memory can be freed. */
+  /* Forget pools of nodes that are gone (or everything, when closing), so
+   * the nodes can be freed. */
   size_t w = 0;
-  for (size_t i = 0; i < l->n_pools; i++)
-    if (l->pools[i].idle || !spk_pool_is_closed(&l->pools[i].node->pool))
-      l->pools[w++] = l->pools[i];
+  for (size_t i = 0; i < l->n_pools; i++) {
+    node_pool *p = &l->pools[i];
+    bool dead = spk_pool_is_closed(&p->node->pool);
+    /* Waiters of a removed node retry elsewhere (do_conn fails them). */
+    while (dead && p->wait_head) wake_one(l, p);
+    if (!all && (p->idle || p->n_open || !dead)) {
+      l->pools[w++] = *p;
+      continue;
+    }
+    spk_pool_unref(&p->node->pool);
+  }
   l->n_pools = w;
 }
 
 void spk_loop_trim(spk_loop *l, uint64_t now_ns, uint32_t idle_ms) {
   close_idle(l, now_ns, (uint64_t)idle_ms * 1000000u, false);
+  drain_runq(l);
 }
 
 void spk_loop_abort_all(spk_loop *l, int code, const char *message) {

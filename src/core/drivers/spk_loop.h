@@ -13,10 +13,11 @@
  * event loop; no function here may be called from another thread.  Cluster
  * state is shared with every other driver through the cluster's snapshots.
  *
- * Connections: a loop keeps its own idle connections per node (the host
- * loop serialises access, so no lock).  They do not count against the
- * node's max_conns_per_node (that bounds the blocking pool); a loop opens
- * at most one connection per command it has in flight to a node.
+ * Connections: a loop keeps its own connections per node (the host loop
+ * serialises access, so no lock), at most max_conns_per_node of them per
+ * node; a command that finds none free waits in a FIFO queue for one (its
+ * timeout still runs), so 10,000 concurrent commands need no more sockets
+ * than the cap.
  */
 #ifndef SPK_LOOP_H
 #define SPK_LOOP_H
@@ -50,6 +51,9 @@ struct spk_acmd {
   int heap_index;    /* -1 when not in the timer heap */
   spk_acmd *next;    /* free list / active list */
   spk_acmd *prev;
+  bool waiting;      /* queued for a connection to cmdp->node */
+  spk_acmd *wnext;   /* wait queue links */
+  spk_acmd *wprev;
 };
 
 /* udata_size: bytes of caller data carried by every command.  NULL on
@@ -83,6 +87,12 @@ uint64_t spk_loop_next_timer(const spk_loop *l);
 
 /* Commands in flight. */
 size_t spk_loop_inflight(const spk_loop *l);
+
+/* Optional hook: 1 when nobody waits for a command's result any more (its
+ * future was cancelled).  When every connection to a node is busy, such a
+ * command gives up its connection (closed, since its answer is unread)
+ * instead of making live commands queue behind it. */
+void spk_loop_set_abandoned_fn(spk_loop *l, int (*fn)(spk_acmd *a));
 
 /* Visit every in-flight command (GC traversal in the binding). */
 void spk_loop_foreach(spk_loop *l, void (*fn)(spk_acmd *a, void *ctx), void *ctx);

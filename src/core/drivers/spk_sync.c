@@ -74,6 +74,7 @@ static spk_step get_conn(spk_cmd *cmd, spk_conn **out) {
   spk_conn *c = spk_pool_get(&n->pool);
   if (!c) {
     int rc = spk_pool_reserve(&n->pool);
+    if (rc == SPK_ERR_CLOSED) return spk_cmd_pool_closed(cmd);
     if (rc != 0) return spk_cmd_failed(cmd, rc, NULL);
     uint64_t now = spk_now_ns();
     uint64_t deadline =
@@ -83,7 +84,8 @@ static spk_step get_conn(spk_cmd *cmd, spk_conn **out) {
     spk_error e;
     rc = spk_sock_connect(&n->addr, deadline, 0, &fd, &e);
     if (rc != 0) {
-      spk_step st = spk_cmd_failed(cmd, rc, e.message);
+      spk_step st = rc == SPK_NO_MORE_CONNECTIONS ? spk_cmd_failed_local(cmd, rc, e.message)
+                                                  : spk_cmd_failed(cmd, rc, e.message);
       spk_pool_unreserve(&n->pool);
       return st;
     }
@@ -138,13 +140,13 @@ static spk_step do_recv(spk_cmd *cmd, spk_node *node, spk_conn **conn) {
     if (r == 0) continue; /* SO_RCVTIMEO elapsed: re-check both clocks above */
     if (r < 0) return io_failed(cmd, node, conn, (int)r, e.message);
     rx->len += (size_t)r;
+    start = spk_now_ns(); /* the socket timeout bounds idleness, not the read */
     if (rx->len >= cmd->need) {
       spk_step st = spk_cmd_received(cmd);
       if (st != SPK_STEP_RECV) {
         release(cmd, node, conn);
         return st;
       }
-      start = spk_now_ns();
     }
   }
   spk_step st = spk_cmd_received(cmd);

@@ -88,9 +88,13 @@ int spk_sock_connect(const spk_addr *a, uint64_t deadline_ns, int nonblocking,
   char where[80];
   int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
+    int e = errno;
     spk_addr_format(a, where, sizeof where);
-    return spk_error_set(err, SPK_ERR_CONNECTION, "socket() for %s failed: %s",
-                         where, strerror(errno));
+    /* Out of descriptors or memory is this process's problem, not the
+     * node's: report it as such (not counted against the node). */
+    return spk_error_set(err, spk_errno_is_local(e) ? SPK_NO_MORE_CONNECTIONS
+                                                    : SPK_ERR_CONNECTION,
+                         "socket() for %s failed: %s", where, strerror(e));
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -187,6 +191,10 @@ int spk_sock_idle_ok(int fd) {
     /* EOF (0), stray bytes (> 0) or an error: the stream is not clean. */
     return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
+}
+
+int spk_errno_is_local(int e) {
+  return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
 }
 
 void spk_sock_close(int *fd) {

@@ -60,6 +60,10 @@ long spk_sock_recv(int fd, uint8_t *p, size_t cap, spk_error *err);
  * error pending (a non-blocking one-byte peek). */
 int spk_sock_idle_ok(int fd);
 
+/* 1 for errno values that mean this process ran out of something
+ * (descriptors, buffers, memory) rather than a network failure. */
+int spk_errno_is_local(int e);
+
 /* Close and mark -1. */
 void spk_sock_close(int *fd);
 
