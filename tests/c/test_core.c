@@ -8,6 +8,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -120,6 +121,8 @@ SPK_TEST(hazard_pointers_protect_snapshots) {
   pthread_t t[4];
   for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, hazard_reader, NULL);
   snap *retired = NULL;
+  /* Let the readers start before the writer races them. */
+  while (atomic_load(&reads_done) == 0) sched_yield();
   for (uint32_t v = 1; v < 20000; v++) {
     snap *n = calloc(1, sizeof *n);
     n->magic = MAGIC;
