@@ -32,6 +32,18 @@
 #define SPK_PRINTF(f, a)
 #endif
 
+/*
+ * Thread-locals of the hot path.  The core is linked into a dlopen'ed
+ * extension, where the default TLS model calls __tls_get_addr on every
+ * access; initial-exec is a plain fs-relative load.  Only a few small
+ * variables use it, well within glibc's static TLS reserve for dlopen.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define SPK_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define SPK_TLS _Thread_local
+#endif
+
 #define SPK_ERROR_MSG_SIZE 256
 
 /*

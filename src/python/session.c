@@ -17,7 +17,7 @@
 
 /* A finalizer run by the GC while we decode can call back into cspike on
  * this thread; such nested calls get private buffers. */
-static _Thread_local int tls_depth;
+static SPK_TLS int tls_depth;
 #define SPKPY_KEEP_BUF (1u << 20) /* shrink thread buffers above this */
 
 typedef struct {

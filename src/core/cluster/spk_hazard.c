@@ -1,6 +1,8 @@
 /* spk_hazard.c - hazard-pointer records (see spk_hazard.h). */
 #include "spk_hazard.h"
 
+#include "../spk_common.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -15,7 +17,7 @@ typedef struct hazard_rec {
 static _Atomic(hazard_rec *) records;
 static pthread_key_t rec_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static _Thread_local hazard_rec *my_rec;
+static SPK_TLS hazard_rec *my_rec;
 
 static void release_rec(void *p) {
   hazard_rec *r = p;

@@ -17,7 +17,7 @@ static int usable(spk_node *n) {
 }
 
 /* Per-thread round robin for ANY / RANDOM: no shared counter to contend on. */
-static _Thread_local uint32_t tls_rr;
+static SPK_TLS uint32_t tls_rr;
 
 spk_node *spk_pmap_route(const spk_pmap *m, const char *ns, size_t ns_len,
                          uint32_t pid, uint8_t replica, bool is_write,

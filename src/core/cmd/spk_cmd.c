@@ -1,6 +1,8 @@
 /* spk_cmd.c - the command state machine (see spk_cmd.h). */
 #include "spk_cmd.h"
 
+#include <stddef.h>
+
 #include "../cluster/spk_hazard.h"
 
 enum { PHASE_HEADER = 0, PHASE_BODY = 1 };
@@ -15,7 +17,13 @@ void spk_policy_init(spk_policy *p) {
 
 void spk_cmd_init(spk_cmd *cmd, spk_cluster *c, const spk_policy *p,
                   spk_cmd_kind kind, spk_buf *tx, spk_buf *rx) {
-  memset(cmd, 0, sizeof *cmd);
+  /* Clear everything but the error message buffer and the response view,
+   * which are written before they are read: this runs once per command. */
+  memset(cmd, 0, offsetof(spk_cmd, err));
+  cmd->err.code = 0;
+  cmd->err.in_doubt = false;
+  cmd->err.message[0] = '\0';
+  memset(&cmd->body, 0, sizeof *cmd - offsetof(spk_cmd, body));
   cmd->cluster = c;
   cmd->policy = p;
   cmd->kind = kind;

@@ -19,7 +19,7 @@ typedef struct thread_bufs {
 
 static pthread_key_t bufs_key;
 static pthread_once_t bufs_once = PTHREAD_ONCE_INIT;
-static _Thread_local thread_bufs *my_bufs;
+static SPK_TLS thread_bufs *my_bufs;
 
 static void free_bufs(void *p) {
   thread_bufs *b = p;

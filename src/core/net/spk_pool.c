@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 static _Atomic unsigned next_hint;
-static _Thread_local unsigned tls_hint = ~0u;
+static SPK_TLS unsigned tls_hint = ~0u;
 
 static unsigned thread_slot(void) {
   if (SPK_UNLIKELY(tls_hint == ~0u))
