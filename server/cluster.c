@@ -401,6 +401,9 @@ int spk_srv_cluster_restart(spk_srv *s, uint32_t ix, const char **msg) {
       for (uint32_t i = 0; i < s->n_ns; i++) v->ns[i].rf = 1;
       publish(n, v);
     }
+    /* New incarnation first: once alive reads true, no connection of the
+     * killed incarnation passes net.c's check. */
+    atomic_fetch_add(&n->incarnation, 1);
     atomic_store(&n->alive, true);
     schedule(s);
   }

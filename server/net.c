@@ -11,6 +11,25 @@
  *
  * Fault hooks live here because they act on the transport: delayed
  * responses, closing after K requests, corrupt or truncated frames.
+ *
+ * Connection lifetime.  A conn is allocated by its service thread (add_conn,
+ * from a Q_CONN hand-off) and only that thread ever touches it.  Closing is
+ * two steps: conn_close() takes it out of the epoll set and the thread's
+ * list, closes the socket and marks it closed, but only moves the memory to
+ * the thread's graveyard; reap() frees the graveyard after the epoll batch
+ * (and run_delayed) is done.  This matters because one epoll_wait batch can
+ * hold events for a conn that something earlier in the same batch closed:
+ * a Q_KILL drained from the eventfd closes every conn of the killed node,
+ * including conns whose events come later in evs[].  Those stale events find
+ * c->closed set and are skipped; the memory is still valid, and since it is
+ * not freed until the batch ends, a conn added in the same batch can never
+ * reuse its address either.
+ *
+ * Node incarnations.  A conn belongs to one incarnation of its node (stamped
+ * when the control thread hands it over); it is served only while the node
+ * is alive and still in that incarnation, so a connection accepted before a
+ * kill is never served by the restarted node, whatever the order in which
+ * the service thread sees the Q_KILL and the connection's bytes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -28,7 +47,8 @@
 typedef struct conn {
   int fd;
   spk_srv_node *node;
-  struct conn *prev, *next;
+  uint32_t incarnation; /* node->incarnation when it was accepted */
+  struct conn *prev, *next; /* s->conns, or (closed) s->dead via next */
   uint8_t *rbuf;
   size_t rlen, rcap;
   spk_buf w;
@@ -37,6 +57,7 @@ typedef struct conn {
   uint32_t events;   /* registered epoll events */
   bool stalled;      /* type-5 message: never read again */
   bool close_after_send;
+  bool closed;       /* conn_close() done; freed by reap() after the batch */
 } conn;
 
 typedef enum { Q_CONN, Q_KILL, Q_STOP } qkind;
@@ -45,6 +66,7 @@ typedef struct qitem {
   qkind kind;
   int fd;
   uint32_t node;
+  uint32_t incarnation; /* Q_CONN: the node's incarnation at accept */
   struct qitem *next;
 } qitem;
 
@@ -55,12 +77,14 @@ typedef struct svc {
   pthread_t thr;
   pthread_mutex_t qlock;
   qitem *qhead, *qtail;
-  conn *conns;
+  conn *conns;       /* open connections of this thread */
+  conn *dead;        /* closed, not yet freed (see reap) */
   uint32_t n_delayed;
   spk_srv_ctx ctx;
   bool running;
 } svc;
 
+static spk_srv *g_net_srv;
 static svc *g_svcs;
 static uint32_t g_n_svcs;
 static _Atomic uint32_t g_rr;
@@ -123,7 +147,11 @@ static void set_events(svc *s, conn *c, uint32_t ev) {
   c->events = ev;
 }
 
+/* Close a connection: socket, epoll registration and list membership go
+ * now, the memory at the end of the batch (reap), so event pointers still
+ * in the current epoll batch stay valid and see c->closed.  Idempotent. */
 static void conn_close(svc *s, conn *c, bool rst) {
+  if (c->closed) return;
   if (rst) {
     /* Unread request bytes: the kernel answers with RST anyway, make it
      * certain so clients see the same outcome as with the real server. */
@@ -132,14 +160,33 @@ static void conn_close(svc *s, conn *c, bool rst) {
   }
   epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
+  c->fd = -1;
+  c->closed = true;
   if (c->due_ms) s->n_delayed--;
+  c->due_ms = 0;
   if (c->prev) c->prev->next = c->next;
   else s->conns = c->next;
   if (c->next) c->next->prev = c->prev;
+  c->prev = NULL;
+  c->next = s->dead;
+  s->dead = c;
   atomic_fetch_add_explicit(&c->node->conns_closed, 1, memory_order_relaxed);
   free(c->rbuf);
+  c->rbuf = NULL;
+  c->rlen = c->rcap = 0;
   spk_buf_free(&c->w);
-  free(c);
+  c->woff = 0;
+}
+
+/* Free the connections closed during the batch that just ended.  Called
+ * only between epoll batches, when no evs[] entry or list walk holds a
+ * conn pointer. */
+static void reap(svc *s) {
+  while (s->dead) {
+    conn *c = s->dead;
+    s->dead = c->next;
+    free(c);
+  }
 }
 
 /* Send what is pending.  Returns false when the connection was closed. */
@@ -240,7 +287,11 @@ static bool process(svc *s, conn *c) {
     size_t need = 8 + (size_t)body;
     if (c->rlen - off < need) break;
     const uint8_t *msg = c->rbuf + off;
-    if (!atomic_load_explicit(&c->node->alive, memory_order_acquire)) {
+    /* A killed node, or one restarted since this connection was accepted,
+     * answers nothing more on it (the Q_KILL may still be queued). */
+    if (!atomic_load_explicit(&c->node->alive, memory_order_acquire) ||
+        atomic_load_explicit(&c->node->incarnation, memory_order_acquire) !=
+            c->incarnation) {
       conn_close(s, c, true);
       return false;
     }
@@ -303,7 +354,7 @@ static bool process(svc *s, conn *c) {
   return ok;
 }
 
-static void add_conn(svc *s, int fd, uint32_t node_ix) {
+static void add_conn(svc *s, int fd, uint32_t node_ix, uint32_t incarnation) {
   spk_srv_node *node = &s->srv->nodes[node_ix];
   conn *c = calloc(1, sizeof *c);
   if (!c) {
@@ -312,6 +363,7 @@ static void add_conn(svc *s, int fd, uint32_t node_ix) {
   }
   c->fd = fd;
   c->node = node;
+  c->incarnation = incarnation;
   c->events = EPOLLIN;
   struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
   if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
@@ -325,6 +377,9 @@ static void add_conn(svc *s, int fd, uint32_t node_ix) {
   atomic_fetch_add_explicit(&node->conns_opened, 1, memory_order_relaxed);
 }
 
+/* Q_KILL: close every connection of the node.  Connections accepted after
+ * the kill (a restart) were queued after this item, so none is here yet.
+ * This runs in the middle of an epoll batch: see the lifetime note above. */
 static void kill_node_conns(svc *s, uint32_t node_ix) {
   conn *c = s->conns;
   while (c) {
@@ -343,7 +398,7 @@ static void drain_queue(svc *s) {
   pthread_mutex_unlock(&s->qlock);
   while (q) {
     qitem *next = q->next;
-    if (q->kind == Q_CONN) add_conn(s, q->fd, q->node);
+    if (q->kind == Q_CONN) add_conn(s, q->fd, q->node, q->incarnation);
     else if (q->kind == Q_KILL) kill_node_conns(s, q->node);
     else s->running = false;
     free(q);
@@ -384,6 +439,8 @@ static void *svc_main(void *arg) {
         continue;
       }
       conn *c = evs[i].data.ptr;
+      /* Closed earlier in this batch (Q_KILL, Q_STOP): a stale event. */
+      if (c->closed) continue;
       uint32_t ev = evs[i].events;
       if (ev & EPOLLOUT) {
         if (!flush(s, c)) continue;
@@ -394,8 +451,10 @@ static void *svc_main(void *arg) {
       else if (ev & (EPOLLERR | EPOLLHUP)) conn_close(s, c, false);
     }
     if (s->n_delayed) run_delayed(s);
+    reap(s);
   }
   while (s->conns) conn_close(s, s->conns, false);
+  reap(s);
   return NULL;
 }
 
@@ -416,6 +475,7 @@ int spk_srv_net_start(spk_srv *srv, uint32_t n_threads) {
   g_svcs = calloc(n_threads, sizeof *g_svcs);
   if (!g_svcs) return -1;
   g_n_svcs = n_threads;
+  g_net_srv = srv;
   for (uint32_t i = 0; i < n_threads; i++) {
     svc *s = &g_svcs[i];
     s->srv = srv;
@@ -441,6 +501,7 @@ void spk_srv_net_add(int fd, uint32_t node_ix) {
   q->kind = Q_CONN;
   q->fd = fd;
   q->node = node_ix;
+  q->incarnation = atomic_load(&g_net_srv->nodes[node_ix].incarnation);
   uint32_t i = atomic_fetch_add(&g_rr, 1) % g_n_svcs;
   push(&g_svcs[i], q);
 }
@@ -481,4 +542,5 @@ void spk_srv_net_stop(void) {
   free(g_svcs);
   g_svcs = NULL;
   g_n_svcs = 0;
+  g_net_srv = NULL;
 }

@@ -286,6 +286,9 @@ typedef struct spk_srv_node {
   uint16_t port;
   int listen_fd;
   _Atomic bool alive;
+  /* Bumped by every restart (before alive turns true): a connection is
+   * served only by the incarnation that accepted it (net.c). */
+  _Atomic uint32_t incarnation;
   _Atomic(spk_srv_view *) view;
   spk_srv_faults faults;
   _Atomic uint64_t n_requests;

@@ -140,6 +140,9 @@ class Server:
         self._lock = threading.Lock()
         self.nodes: List[Tuple[str, int]] = []
         self.pid: Optional[int] = None
+        #: Exit status after stop(): 0 for a clean exit, negative for the
+        #: signal that ended it (-11: segfault), None while running.
+        self.returncode: Optional[int] = None
 
     # ---- life cycle ---------------------------------------------------------
 
@@ -148,6 +151,7 @@ class Server:
         if self._proc is not None:
             return self.seeds
         exe = find_binary(self._binary)
+        self.returncode = None
         self._proc = subprocess.Popen(
             [exe, *self._args],
             stdin=subprocess.PIPE,
@@ -168,7 +172,9 @@ class Server:
         return self.seeds
 
     def stop(self) -> None:
-        """Stop the server (closing its stdin ends it)."""
+        """Stop the server (closing its stdin ends it); open client
+        connections are closed by the server.  The exit status is kept in
+        :attr:`returncode`."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -177,10 +183,10 @@ class Server:
         except OSError:
             pass
         try:
-            proc.wait(timeout=10)
+            self.returncode = proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            self.returncode = proc.wait()
         for f in (proc.stdout, proc.stderr):
             try:
                 f.close()
@@ -217,11 +223,18 @@ class Server:
     def command(self, line: str) -> str:
         """Send one raw control command; returns the text after "ok"."""
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
+            # stop() may run concurrently (another thread, a finaliser):
+            # use one snapshot of the process, and a pipe it closed means
+            # the server is gone.
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
                 raise ServerError("server is not running")
-            self._proc.stdin.write(line + "\n")
-            self._proc.stdin.flush()
-            answer = self._proc.stdout.readline()
+            try:
+                proc.stdin.write(line + "\n")
+                proc.stdin.flush()
+                answer = proc.stdout.readline()
+            except (OSError, ValueError):
+                raise ServerError("server is not running") from None
         if not answer:
             raise ServerError("server exited")
         answer = answer.rstrip("\n")
