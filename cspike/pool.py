@@ -156,6 +156,11 @@ class AsyncPool:
         loop = asyncio.get_running_loop()
         threads = [w.thread for w in self._workers if w.thread is not None]
         await loop.run_in_executor(None, lambda: [t.join() for t in threads])
+        # A closed loop (uvloop's above all) keeps its epoll fd and wake-up
+        # pipe until it is freed: drop the references now.
+        for w in self._workers:
+            w.loop = None
+            w.client = None
 
     async def __aenter__(self) -> AsyncPool:
         return await self.start()

@@ -156,7 +156,8 @@ def test_pool_start_failure_closes_its_loops_at_once(aerospike_seeds):
         with pytest.raises(LookupError):
             await pool.start()
         loops = [w.loop for w in pool._workers]
-        assert all(lp is not None and lp.is_closed() for lp in loops), \
+        # Closed, or already released (aclose drops them once the threads end).
+        assert all(lp is None or lp.is_closed() for lp in loops), \
             "loops of a failed start are left open"
 
     run("asyncio", main())
