@@ -33,6 +33,21 @@ def _new_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+async def _close_and_drain(client: Any, grace: float = 2.0) -> None:
+    """Close a loop's client, then let the loop's other tasks finish: their
+    commands now fail with ClientClosedError, and run()/map() callers must
+    see those outcomes before the loop stops.  Stragglers are cancelled."""
+    await client.close()
+    me = asyncio.current_task()
+    others = [t for t in asyncio.all_tasks() if t is not me]
+    if others:
+        _done, pending = await asyncio.wait(others, timeout=grace)
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+
+
 class _Worker:
     __slots__ = ("index", "loop", "client", "thread", "error")
 
@@ -147,7 +162,7 @@ class AsyncPool:
             if w.loop is None or w.loop.is_closed():
                 continue
             if w.client is not None and w.error is None:
-                fut = asyncio.run_coroutine_threadsafe(w.client.close(), w.loop)
+                fut = asyncio.run_coroutine_threadsafe(_close_and_drain(w.client), w.loop)
                 try:
                     await asyncio.wrap_future(fut)
                 except Exception:  # noqa: BLE001 - closing anyway

@@ -40,6 +40,7 @@ typedef struct abatch abatch_t;
 typedef struct inflight {
   spkpy_req req;
   PyObject *future;
+  PyObject *session;  /* strong: the command points at its compiled policy */
   spkpy_Driver *drv;
   abatch_t *batch;    /* batch node commands: their job */
   spk_batch_node *bn; /* ... and their node slot */
@@ -50,6 +51,7 @@ typedef struct inflight {
 struct abatch {
   spkpy_bjob bj;
   PyObject *future;
+  PyObject *session; /* strong: the job points at its compiled policy */
   spkpy_Driver *drv; /* strong */
   int pending;
 };
@@ -90,6 +92,7 @@ static void aio_done(spk_acmd *a) {
     PyErr_Clear();
   }
   spkpy_req_clear(&f->req);
+  Py_CLEAR(f->session);
   spk_loop_acmd_free(d->l, a);
 }
 
@@ -237,6 +240,10 @@ static void visit_inflight(spk_acmd *a, void *ctx) {
   if (c[2]) return;
   if (f->future) {
     int r = visit(f->future, c[1]);
+    if (r) c[2] = (void *)(intptr_t)r;
+  }
+  if (f->session && !c[2]) {
+    int r = visit(f->session, c[1]);
     if (r) c[2] = (void *)(intptr_t)r;
   }
 }
@@ -432,6 +439,7 @@ static PyObject *async_call(PyObject *self, PyTypeObject *defining, PyObject *co
     return NULL;
   }
   f->future = Py_NewRef(fut);
+  f->session = Py_NewRef(self);
   spkpy_req_cmd(&a->cmd, s, &f->req, &a->tx, &a->rx);
   a->on_done = aio_done;
   spk_loop_start(d->l, a);
@@ -456,6 +464,7 @@ static void abatch_finish(abatch_t *ab) {
   resolve(d, fut, res);
   Py_DECREF(fut);
   spkpy_bjob_free(&ab->bj);
+  Py_XDECREF(ab->session);
   Py_DECREF(d);
   PyMem_Free(ab);
 }
@@ -539,6 +548,7 @@ static PyObject *ASession_batch(PyObject *self, PyTypeObject *defining, PyObject
     return NULL;
   }
   ab->future = Py_NewRef(fut);
+  ab->session = Py_NewRef(self);
   ab->drv = d; /* our reference moves into the job */
   abatch_round(ab);
   if (schedule_timer(d) != 0) {
