@@ -56,6 +56,17 @@ static bool param(const cmd *c, const char *key, const char **v, size_t *len) {
   return false;
 }
 
+/* atoi() of a parameter value, which is a slice of the request (not
+ * NUL-terminated): leading decimal digits only, saturating. */
+static uint32_t param_uint(const char *v, size_t len) {
+  uint64_t x = 0;
+  for (size_t i = 0; i < len && v[i] >= '0' && v[i] <= '9'; i++) {
+    x = x * 10 + (uint64_t)(v[i] - '0');
+    if (x > UINT32_MAX) return UINT32_MAX;
+  }
+  return (uint32_t)x;
+}
+
 /* n-th '/'-separated argument (0-based). */
 static bool arg(const cmd *c, int n, const char **v, size_t *len) {
   if (!c->args) return false;
@@ -145,7 +156,7 @@ static bool cluster_stable(spk_srv_ctx *c, const cmd *cm, spk_buf *b) {
   }
   if (param(cm, "size", &val, &len)) {
     if ((size_t)snprintf(NULL, 0, "%u", v->n_members) != len ||
-        (unsigned)atoi(val) != v->n_members) {
+        param_uint(val, len) != v->n_members) {
       spk_srv_buf_str(b, "ERROR:7:cluster size mismatch");
       return true;
     }
@@ -275,7 +286,7 @@ static void answer(spk_srv_ctx *c, const cmd *cm, spk_buf *b) {
     }
   } else if (name_is(cm, "replicas")) {
     uint32_t max = 0;
-    if (param(cm, "max", &val, &len)) max = (uint32_t)atoi(val);
+    if (param(cm, "max", &val, &len)) max = param_uint(val, len);
     replicas_value(c, b, 0, max);
   } else if (name_is(cm, "replicas-all")) {
     replicas_value(c, b, 1, 0);
