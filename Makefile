@@ -69,6 +69,8 @@ MESON := $(VENV)/bin/meson
 # A hung test must not hang the run: the thread method ends the stuck
 # worker (pytest-xdist replaces it) even when it is blocked in C code.
 PYTEST_ARGS += -rsfE --timeout-method=thread
+# Every test venv gets uvloop, so the uvloop tests must run, not skip.
+export CSPIKE_REQUIRE_UVLOOP := 1
 
 .PHONY: build-asan test-asan test-asan-c test-asan-py \
         build-tsan test-tsan fuzz canary-check
@@ -93,6 +95,9 @@ $(FT_VENV)/.stamp: pyproject.toml | $(FT_PYTHON)
 	$(FT_PYTHON) -m venv $(FT_VENV)
 	$(FT_PY) -m pip --disable-pip-version-check -q install -U pip
 	$(FT_PY) -m pip --disable-pip-version-check -q install $(TEST_PKGS)
+	# No cp313t wheel of uvloop: pip builds it from its sdist (about a
+	# minute, once); its extension declares the GIL unused.
+	$(FT_PY) -m pip --disable-pip-version-check -q install uvloop
 	touch $@
 
 build-ft: $(FT_VENV)/.stamp

@@ -17,6 +17,8 @@ import time
 import uuid
 from typing import Any, Callable, Iterator
 
+import pytest
+
 REAL_CLUSTER = bool(os.environ.get("CSPIKE_TEST_HOSTS", "").strip())
 NAMESPACE = os.environ.get("CSPIKE_TEST_NAMESPACE", "test")
 RUN_ID = uuid.uuid4().hex[:6]
@@ -24,14 +26,28 @@ FREE_THREADED = hasattr(sys, "_is_gil_enabled")
 
 _behaviors = itertools.count()
 
-try:  # uvloop is optional: absent on 3.13t (no cp313t wheel)
+try:  # uvloop is an optional dependency of cspike
     import uvloop  # noqa: F401
     HAVE_UVLOOP = True
     UVLOOP_MISSING = ""
 except ImportError as exc:  # pragma: no cover - depends on the interpreter
     HAVE_UVLOOP = False
-    tag = "cp313t" if FREE_THREADED else f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}{'t' if FREE_THREADED else ''}"
     UVLOOP_MISSING = f"uvloop is not installed for this interpreter ({tag}: {exc})"
+
+#: The Makefile installs uvloop into every test venv and sets this, so there
+#: a missing uvloop fails the uvloop tests instead of skipping them.
+UVLOOP_REQUIRED = os.environ.get("CSPIKE_REQUIRE_UVLOOP") == "1"
+
+
+def need_uvloop() -> None:
+    """Skip (or, under ``make``, fail) a test that needs uvloop when it is
+    missing; otherwise warm it up."""
+    if not HAVE_UVLOOP:
+        if UVLOOP_REQUIRED:
+            pytest.fail(f"CSPIKE_REQUIRE_UVLOOP=1 but {UVLOOP_MISSING}", pytrace=False)
+        pytest.skip(UVLOOP_MISSING)
+    warm_up_uvloop()
 
 LOOP_KINDS = ("asyncio", "uvloop")
 

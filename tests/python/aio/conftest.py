@@ -28,7 +28,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from aiohelpers import (CLIENT_KW, HAVE_UVLOOP, LOOP_KINDS, NAMESPACE, RUN_ID,  # noqa: E402
-                       UVLOOP_MISSING, run, warm_up_uvloop)
+                       UVLOOP_MISSING, need_uvloop, run)
 
 _counter = itertools.count()
 
@@ -47,9 +47,7 @@ def pytest_report_header(config):
 def loop_kind(request) -> str:
     """The event loop implementation under test: 'asyncio' or 'uvloop'."""
     if request.param == "uvloop":
-        if not HAVE_UVLOOP:
-            pytest.skip(UVLOOP_MISSING)
-        warm_up_uvloop()
+        need_uvloop()
     return request.param
 
 

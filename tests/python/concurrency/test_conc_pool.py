@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from aiohelpers import (CLIENT_KW, FREE_THREADED, HAVE_UVLOOP, UVLOOP_MISSING, behavior, no_leaks,
-                        run, warm_up_uvloop)
+from aiohelpers import CLIENT_KW, FREE_THREADED, HAVE_UVLOOP, behavior, need_uvloop, no_leaks, run
 from lww import WriteLog
 
 pytestmark = pytest.mark.timeout(90)
@@ -167,9 +166,7 @@ def test_pool_start_failure_closes_its_loops_at_once(aerospike_seeds):
 def test_pool_loop_implementation(aerospike_seeds, use_uvloop, ns, set_name):
     from cspike import AsyncPool, Key
     if use_uvloop:
-        if not HAVE_UVLOOP:
-            pytest.skip(UVLOOP_MISSING)
-        warm_up_uvloop()
+        need_uvloop()
 
     async def kind(client):
         s = client.create_session()

@@ -231,7 +231,7 @@ class Replay:
             if en != an:
                 self.fail(case, f"info line {en!r} answered as {an!r}")
                 continue
-            cmd = re.split(r"[/:]", en, 1)[0]
+            cmd = re.split(r"[/:]", en, maxsplit=1)[0]
             av = self.norm_ports(av)
             if cmd == "statistics":
                 self.cmp_kv(case, en, ev, av, STAT_COMPARED)
