@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from ._types import DataSet, Key
-from .streams import ErrorStrategy, OnError, RecordStream, SyncRecordStream, route_results
+from .streams import ErrorStrategy, OnError, RecordStream, SyncRecordStream, one_row, route_results
 
 __all__ = [
     "QueryBuilder", "SyncQueryBuilder", "WriteSegmentBuilder", "SyncWriteSegmentBuilder",
@@ -124,7 +124,7 @@ def _run_sync(session: Any, specs: list[_Spec], on_error: OnError) -> SyncRecord
         kind, arg, opts = spec.command()
         r = session._execute(kind, spec._keys[0], arg, opts)
         if not r.result_code:
-            return SyncRecordStream((r,))
+            return one_row(SyncRecordStream, r)
         return SyncRecordStream(route_results((r,), (spec.row_info(),), on_error, True))
     rows, info = _rows(specs)
     return SyncRecordStream(route_results(session._batch(rows), info, on_error, False))
@@ -136,7 +136,7 @@ async def _run_async(session: Any, specs: list[_Spec], on_error: OnError) -> Rec
         kind, arg, opts = spec.command()
         r = await session._execute(kind, spec._keys[0], arg, opts)
         if not r.result_code:
-            return RecordStream((r,))
+            return one_row(RecordStream, r)
         return RecordStream(route_results((r,), (spec.row_info(),), on_error, True))
     rows, info = _rows(specs)
     return RecordStream(route_results(await session._batch(rows), info, on_error, False))
@@ -265,7 +265,7 @@ class SyncQueryBuilder(_QueryBase):
             kind, arg, opts = self.command()
             r = self._session._execute(kind, self._keys[0], arg, opts)
             if not r.result_code:
-                return SyncRecordStream((r,))
+                return one_row(SyncRecordStream, r)
             return SyncRecordStream(route_results((r,), (self.row_info(),), on_error, True))
         return _run_sync(self._session, self._specs or [self], on_error)
 
@@ -276,7 +276,7 @@ class QueryBuilder(_QueryBase):
             kind, arg, opts = self.command()
             r = await self._session._execute(kind, self._keys[0], arg, opts)
             if not r.result_code:
-                return RecordStream((r,))
+                return one_row(RecordStream, r)
             return RecordStream(route_results((r,), (self.row_info(),), on_error, True))
         return await _run_async(self._session, self._specs or [self], on_error)
 

@@ -97,8 +97,12 @@ class _StreamBase:
         return item
 
     def _first(self) -> Any:
-        item = self._next()
-        return None if item is _END else item
+        # Inlined _next(): first() ends most single-key builder calls.
+        items, pos = self._items, self._pos
+        if pos < len(items):
+            self._pos = pos + 1
+            return items[pos]
+        return None
 
     def _first_or_raise(self) -> Any:
         item = self._next()
@@ -128,6 +132,17 @@ class _StreamBase:
 
 
 _END = object()
+_new = object.__new__
+
+
+def one_row(cls: type, row: Any) -> Any:
+    """``cls((row,))`` without the generic ``__init__``: the stream of a
+    single-key builder call that succeeded."""
+    st = _new(cls)
+    st._items = (row,)
+    st._pos = 0
+    st._chunk_served = False
+    return st
 
 
 class RecordStream(_StreamBase):
@@ -180,8 +195,7 @@ class SyncRecordStream(_StreamBase):
             raise StopIteration
         return item
 
-    def first(self) -> Any:
-        return self._first()
+    first = _StreamBase._first
 
     def first_or_raise(self) -> Any:
         return self._first_or_raise()
