@@ -91,12 +91,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(FT_PYTHON):
 	$(SUDO) ./tools/build-python-ft.sh
 
+# uvloop has no cp313t wheel: pip builds it from its sdist (about a minute,
+# once); its extension declares the GIL unused.
 $(FT_VENV)/.stamp: pyproject.toml | $(FT_PYTHON)
 	$(FT_PYTHON) -m venv $(FT_VENV)
 	$(FT_PY) -m pip --disable-pip-version-check -q install -U pip
 	$(FT_PY) -m pip --disable-pip-version-check -q install $(TEST_PKGS)
-	# No cp313t wheel of uvloop: pip builds it from its sdist (about a
-	# minute, once); its extension declares the GIL unused.
 	$(FT_PY) -m pip --disable-pip-version-check -q install uvloop
 	touch $@
 
