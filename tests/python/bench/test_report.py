@@ -97,6 +97,24 @@ def test_targets():
     assert t["async (1 loop) CPU/op vs sync fast path"]["met"] is True
     assert t["sync builder CPU/op vs sync fast path"]["measured"] is None
     assert t["ops per client-CPU-s vs aerospike (sync)"]["met"] is True
+    # Measured on 4 threads: the condition is shown, with how to measure
+    # the design's one-connection ratio.
+    assert t["sync fast path CPU/op vs pure C"]["cond"] == "4 thr"
+    table = report.render_table(summaries, meta)
+    assert "vs pure C [4 thr]: 1.38x" in table and "--threads 1" in table
+    assert "--threads 1" in report.to_markdown(summaries, meta)
+
+
+def test_target_conditions_one_thread():
+    rows = [{"client": "cspike", "mode": "sync", "status": "ok", "cpu_us_op": 6.0,
+             "concurrency": "1 thr", "gil": True},
+            {"client": "c", "mode": "sync", "status": "ok", "cpu_us_op": 5.0,
+             "concurrency": "1 thr"}]
+    tg = report.targets(rows, 50)
+    t = next(x for x in tg if x["what"] == "sync fast path CPU/op vs pure C")
+    assert t["cond"] == "1 thr, GIL on"
+    assert t["measured"] == pytest.approx(1.2) and t["met"] is True
+    assert report._target_hint(tg) == ""
 
 
 def test_table_markdown_json():
