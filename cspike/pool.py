@@ -64,6 +64,10 @@ class AsyncPool:
 
     ``client_factory()`` is called on each loop's thread and must return an
     unconnected ``cspike.Client``; the pool connects and closes it.
+    ``loop_count``: None = one loop per CPU when the GIL is off; one loop
+    when it is on, where more loops only take turns at the GIL (measured on
+    2 cores, 64 tasks in all: 2 loops 3% and 4 loops 21% fewer ops/s than
+    one).  An explicit count is always honoured.
     ``use_uvloop``: None = uvloop when installed and the GIL is on (uvloop
     is not known to be free-threading safe), True/False to force.
     """
@@ -73,7 +77,7 @@ class AsyncPool:
         if not callable(client_factory):
             raise TypeError("client_factory must be a callable returning a Client")
         if loop_count is None:
-            loop_count = os.cpu_count() or 4
+            loop_count = (os.cpu_count() or 4) if _gil_disabled() else 1
         if isinstance(loop_count, bool) or not isinstance(loop_count, int) or loop_count < 1:
             raise ValueError("loop_count must be a positive int")
         if use_uvloop is None:
