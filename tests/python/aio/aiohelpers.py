@@ -9,22 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import os
 import sys
 import threading
 import time
-import uuid
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
-REAL_CLUSTER = bool(os.environ.get("CSPIKE_TEST_HOSTS", "").strip())
-NAMESPACE = os.environ.get("CSPIKE_TEST_NAMESPACE", "test")
-RUN_ID = uuid.uuid4().hex[:6]
-FREE_THREADED = hasattr(sys, "_is_gil_enabled")
+from suite import NAMESPACE, REAL_CLUSTER, RUN_ID, await_for, wait_for  # noqa: F401 (re-exported)
+from suite import behavior as _behavior
 
-_behaviors = itertools.count()
+FREE_THREADED = hasattr(sys, "_is_gil_enabled")
 
 try:  # uvloop is an optional dependency of cspike
     import uvloop  # noqa: F401
@@ -57,9 +53,7 @@ CLIENT_KW = dict(tend_interval=0.25, connect_timeout=2.0)
 
 def behavior(**changes: Any):
     """A Behavior derived from DEFAULT with these settings (unique name)."""
-    from cspike import Behavior
-    name = f"aio-{RUN_ID}-{os.getpid()}-{next(_behaviors)}"
-    return Behavior.DEFAULT.derive_with_changes(name, **changes)
+    return _behavior("aio", **changes)
 
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -136,30 +130,6 @@ def sockets_to(ports: Any) -> int:
     return len(mine & _tcp_inodes_to(ports))
 
 
-def wait_for(pred: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-             what: str = "condition") -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-async def await_for(pred: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-                    what: str = "condition") -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
 def settle_fds(before: dict[int, str], timeout: float = 3.0) -> dict[int, str]:
     """Collect garbage and wait (bounded) until no new descriptor is open;
     returns what is still open beyond ``before``."""
@@ -220,7 +190,8 @@ def node_index(server: Any, name: str) -> int:
     raise KeyError(name)
 
 
-def run_isolated(code: str, timeout: float = 60.0, env: dict | None = None) -> tuple[int, str]:
+def run_isolated(code: str, timeout: float = 60.0, env: dict | None = None,
+                 path: tuple = ()) -> tuple[int, str]:
     """Run ``code`` in a fresh interpreter (this one, same environment, the
     helper modules importable); returns (exit status, stdout + stderr).
     For scenarios where a client bug could hang or crash the test process:
@@ -229,7 +200,9 @@ def run_isolated(code: str, timeout: float = 60.0, env: dict | None = None) -> t
     import textwrap
     e = dict(os.environ if env is None else env)
     here = os.path.dirname(os.path.abspath(__file__))
-    e["PYTHONPATH"] = os.pathsep.join([here] + [p for p in e.get("PYTHONPATH", "").split(os.pathsep) if p])
+    # The child imports these helpers, ``suite`` and any module in ``path``.
+    dirs = [*path, here, os.path.dirname(here)]
+    e["PYTHONPATH"] = os.pathsep.join(dirs + [p for p in e.get("PYTHONPATH", "").split(os.pathsep) if p])
     e.setdefault("PYTHONFAULTHANDLER", "1")
     p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=e,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

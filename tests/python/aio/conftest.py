@@ -15,10 +15,7 @@ Environment:
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import os
-import re
 import sys
 
 import pytest
@@ -27,11 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from aiohelpers import (CLIENT_KW, HAVE_UVLOOP, LOOP_KINDS, NAMESPACE, RUN_ID,  # noqa: E402
+from aiohelpers import (CLIENT_KW, HAVE_UVLOOP, LOOP_KINDS,  # noqa: E402
                        UVLOOP_MISSING, need_uvloop, run)
-
-_counter = itertools.count()
-
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "faults: uses fault injection of the embedded server")
@@ -55,24 +49,6 @@ def loop_kind(request) -> str:
 def arun(loop_kind):
     """arun(coro) -> result, on a fresh loop of ``loop_kind``."""
     return lambda coro: run(loop_kind, coro)
-
-
-@pytest.fixture(scope="session")
-def ns() -> str:
-    return NAMESPACE
-
-
-def unique_set(request) -> str:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "m")
-    base = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:24]
-    h = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:6]
-    return f"ca{RUN_ID}{worker}_{base}_{h}{next(_counter)}"[:63]
-
-
-@pytest.fixture
-def set_name(request) -> str:
-    """A set name unique to this test, worker and run (<= 63 bytes)."""
-    return unique_set(request)
 
 
 @pytest.fixture

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
-import os
-import time
-import uuid
-
 import pytest
 
-REAL_CLUSTER = bool(os.environ.get("CSPIKE_TEST_HOSTS", "").strip())
-NAMESPACE = os.environ.get("CSPIKE_TEST_NAMESPACE", "test")
-RUN_ID = uuid.uuid4().hex[:6]
-
-_behaviors = itertools.count()
-
-
-def behavior(**changes):
-    """A Behavior derived from DEFAULT with these settings (unique name)."""
-    from cspike import Behavior
-    return Behavior.DEFAULT.derive_with_changes(f"t-{RUN_ID}-{os.getpid()}-{next(_behaviors)}", **changes)
+from suite import NAMESPACE, REAL_CLUSTER, RUN_ID, behavior, wait_for  # noqa: F401 (re-exported)
 
 
 def ttl_or_skip(call):
@@ -37,17 +22,6 @@ def edition(client) -> str:
         return client.info("edition")
     except Exception:  # pragma: no cover
         return ""
-
-
-def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def assert_default_expiry(rec, default_ttl: int) -> None:

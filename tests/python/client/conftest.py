@@ -14,10 +14,7 @@ Environment:
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import os
-import re
 import sys
 
 import pytest
@@ -28,10 +25,7 @@ for p in (HERE, GOLDEN):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from chelpers import NAMESPACE, REAL_CLUSTER, RUN_ID  # noqa: E402
-
-_counter = itertools.count()
-
+from chelpers import REAL_CLUSTER  # noqa: E402
 
 def pytest_collection_modifyitems(config, items):
     # Fault-injection tests cannot run against a real cluster: say so once,
@@ -47,19 +41,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "fake_server: runs against an in-test fake node "
                                        "(works with CSPIKE_TEST_HOSTS too)")
 
-
-@pytest.fixture(scope="session")
-def ns() -> str:
-    return NAMESPACE
-
-
-@pytest.fixture
-def set_name(request) -> str:
-    """A set name unique to this test, worker and run (<= 63 bytes)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "m")
-    base = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:24]
-    h = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:6]
-    return f"cs{RUN_ID}{worker}_{base}_{h}{next(_counter)}"[:63]
 
 
 def _client(seeds: str):

@@ -5,6 +5,7 @@ interpreter run in a child process with a time limit."""
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -114,7 +115,7 @@ def test_close_while_32_threads_wait_on_a_slow_node(aerospike_server_factory):
             print("OK")
         finally:
             srv.stop()
-    """, timeout=25, env=_env_with_here())
+    """, timeout=25, path=(os.path.dirname(os.path.abspath(__file__)),))
     assert rc == 0 and "OK" in out, out[-4000:]
 
 
@@ -153,10 +154,3 @@ def test_tend_survives_a_node_slower_than_its_info_timeout(aerospike_server_fact
     """, timeout=20)
     assert rc == 0 and "OK" in out, f"exit status {rc}\n{out[-4000:]}"
 
-
-def _env_with_here():
-    import os
-    e = dict(os.environ)
-    here = os.path.dirname(os.path.abspath(__file__))
-    e["PYTHONPATH"] = os.pathsep.join([here] + [p for p in e.get("PYTHONPATH", "").split(os.pathsep) if p])
-    return e
