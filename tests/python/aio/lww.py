@@ -20,6 +20,7 @@ Check, per key, against the final state read after the run:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import defaultdict
@@ -65,6 +66,20 @@ class WriteLog:
         if exc is not None:
             with self._lock:
                 self.errors[f"{type(exc).__name__}:{getattr(exc, 'result_code', None)}"] += 1
+
+    @contextlib.contextmanager
+    def write(self, key: Any, token: Token | None):
+        """Record the write the block performs: its outcome is the
+        AerospikeError the block raised (swallowed: a failed write is an
+        expected outcome here), or "ok".  Yields the Write."""
+        from cspike import AerospikeError
+        w = self.begin(key, token)
+        try:
+            yield w
+        except AerospikeError as e:
+            self.end(w, e)
+        else:
+            self.end(w)
 
     def read(self, key: Any, token: Token | None) -> None:
         with self._lock:

@@ -32,23 +32,14 @@ async def _mixed_worker(s, keys, writer, log, stop_at, rng, counts):
         try:
             if r < 0.35:
                 seq += 1
-                w = log.begin(kid, (writer, seq))
-                try:
+                with log.write(kid, (writer, seq)):
                     await s.put(k, {"w": writer, "s": seq, "k": kid})
-                except AerospikeError as e:
-                    log.end(w, e)
-                else:
-                    log.end(w)
             elif r < 0.5:
                 seq += 1
-                w = log.begin(kid, (writer, seq))
-                try:
+                with log.write(kid, (writer, seq)) as w:
                     rec = await s.operate(k, [Op.put("w", writer), Op.put("s", seq), Op.put("k", kid),
                                               Op.add("n", 1), Op.get()])
-                except AerospikeError as e:
-                    log.end(w, e)
-                else:
-                    log.end(w)
+                if w.outcome == "ok":
                     # read-your-write inside one atomic operate
                     assert (rec.bins["w"], rec.bins["s"], rec.bins["k"]) == (writer, seq, kid)
             elif r < 0.54:
@@ -87,13 +78,8 @@ async def _mixed_worker(s, keys, writer, log, stop_at, rng, counts):
                         else:
                             log.error(row.exception)
             elif r < 0.62:
-                w = log.begin(kid, None)
-                try:
+                with log.write(kid, None):
                     await s.delete(k)
-                except AerospikeError as e:
-                    log.end(w, e)
-                else:
-                    log.end(w)
             else:
                 try:
                     rec = await s.get(k)

@@ -87,3 +87,20 @@ def test_recording_api():
     log.check({"k": ("a", 2)})
     with pytest.raises(AssertionError):
         log.check({"k": ("a", 3)})
+
+
+def test_write_block_records_each_outcome():
+    from cspike import AerospikeError, TimeoutError as AsTimeout
+    log = WriteLog()
+    with log.write("k", ("a", 1)) as ok:
+        pass
+    with log.write("k", ("a", 2)) as doubt:
+        raise AsTimeout("late", in_doubt=True)
+    with log.write("k", ("a", 3)) as fail:
+        raise AerospikeError("refused", result_code=13)
+    with pytest.raises(ValueError):
+        with log.write("k", ("a", 4)) as other:
+            raise ValueError("not a database error")
+    assert (ok.outcome, doubt.outcome, fail.outcome, other.outcome) == ("ok", "doubt", "fail", "pending")
+    assert doubt.end == INF and ok.end != INF
+    assert [w.token for w in log.writes["k"]] == [("a", 1), ("a", 2), ("a", 3), ("a", 4)]

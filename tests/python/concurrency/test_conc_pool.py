@@ -210,32 +210,18 @@ async def _task(client_sessions, keys, writer, log, stop_at, rng, counts):
         try:
             if r < 0.3:
                 seq += 1
-                w = log.begin(kid, (writer, seq))
-                try:
+                with log.write(kid, (writer, seq)):
                     await s.put(k, {"w": writer, "s": seq, "k": kid})
-                except AerospikeError as e:
-                    log.end(w, e)
-                else:
-                    log.end(w)
             elif r < 0.45:
                 seq += 1
-                w = log.begin(kid, (writer, seq))
-                try:
+                with log.write(kid, (writer, seq)) as w:
                     rec = await s.operate(k, [Op.put("w", writer), Op.put("s", seq), Op.put("k", kid),
                                               Op.add("n", 1), Op.get()])
-                except AerospikeError as e:
-                    log.end(w, e)
-                else:
-                    log.end(w)
+                if w.outcome == "ok":
                     assert (rec.bins["w"], rec.bins["s"], rec.bins["k"]) == (writer, seq, kid)
             elif r < 0.53:
-                w = log.begin(kid, None)
-                try:
+                with log.write(kid, None):
                     await s.delete(k)
-                except AerospikeError as e:
-                    log.end(w, e)
-                else:
-                    log.end(w)
             else:
                 try:
                     rec = await s.get(k)

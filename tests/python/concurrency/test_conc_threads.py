@@ -49,23 +49,14 @@ def _worker(s, keys, writer, log, stop_at, rng, counts, failures):
             try:
                 if r < 0.30:
                     seq += 1
-                    w = log.begin(kid, (writer, seq))
-                    try:
+                    with log.write(kid, (writer, seq)):
                         s.put(k, {"w": writer, "s": seq, "k": kid})
-                    except AerospikeError as e:
-                        log.end(w, e)
-                    else:
-                        log.end(w)
                 elif r < 0.45:
                     seq += 1
-                    w = log.begin(kid, (writer, seq))
-                    try:
+                    with log.write(kid, (writer, seq)) as w:
                         rec = s.operate(k, [Op.put("w", writer), Op.put("s", seq), Op.put("k", kid),
                                             Op.add("n", 1), Op.get()])
-                    except AerospikeError as e:
-                        log.end(w, e)
-                    else:
-                        log.end(w)
+                    if w.outcome == "ok":
                         assert (rec.bins["w"], rec.bins["s"], rec.bins["k"]) == (writer, seq, kid), \
                             f"operate read back {rec.bins}, not its own write"
                 elif r < 0.49:
@@ -97,13 +88,8 @@ def _worker(s, keys, writer, log, stop_at, rng, counts, failures):
                         else:
                             log.error(row.exception)
                 elif r < 0.57:
-                    w = log.begin(kid, None)
-                    try:
+                    with log.write(kid, None):
                         s.delete(k)
-                    except AerospikeError as e:
-                        log.end(w, e)
-                    else:
-                        log.end(w)
                 elif r < 0.62:
                     try:
                         s.touch(k)
