@@ -725,6 +725,19 @@ static bool optional(spk_buf *b, int rv, const char *name) {
   return false;
 }
 
+/* Exactly one of two alternative parameters (results of param_get). */
+static bool exactly_one(spk_buf *b, int rv1, int rv2, const char *n1, const char *n2) {
+  if (rv1 == P_OK && rv2 == P_OK) {
+    spk_srv_buf_printf(b, "ERROR:4:both '%s' and '%s' are specified", n1, n2);
+    return false;
+  }
+  if (rv1 == P_NOT_FOUND && rv2 == P_NOT_FOUND) {
+    spk_srv_buf_printf(b, "ERROR:4:both '%s' and '%s' are missing", n1, n2);
+    return false;
+  }
+  return true;
+}
+
 static int ns_param(const char *params, size_t plen, char *out, size_t cap) {
   int rv = param_get(params, plen, "namespace", out, cap);
   if (rv == P_NOT_FOUND) rv = param_get(params, plen, "ns", out, cap);
@@ -810,14 +823,7 @@ static void cmd_create(spk_srv_ctx *c, spk_buf *b, const char *params, size_t pl
   if (!optional(b, idata_rv, "indexdata")) goto done;
   int type_rv = param_get(params, plen, "type", ktype_s, sizeof ktype_s);
   if (!optional(b, type_rv, "type")) goto done;
-  if (idata_rv == P_NOT_FOUND && type_rv == P_NOT_FOUND) {
-    spk_srv_buf_str(b, "ERROR:4:both 'indexdata' and 'type' are missing");
-    goto done;
-  }
-  if (idata_rv == P_OK && type_rv == P_OK) {
-    spk_srv_buf_str(b, "ERROR:4:both 'indexdata' and 'type' are specified");
-    goto done;
-  }
+  if (!exactly_one(b, idata_rv, type_rv, "indexdata", "type")) goto done;
   if (type_rv == P_OK) {
     d.ktype = ktype_of(ktype_s);
     if (!d.ktype) {
@@ -829,14 +835,7 @@ static void cmd_create(spk_srv_ctx *c, spk_buf *b, const char *params, size_t pl
     if (!optional(b, bin_rv, "bin")) goto done;
     int exp_rv = param_get(params, plen, "exp", exp, sizeof exp);
     if (!optional(b, exp_rv, "exp")) goto done;
-    if (bin_rv == P_OK && exp_rv == P_OK) {
-      spk_srv_buf_str(b, "ERROR:4:both 'bin' and 'exp' are specified");
-      goto done;
-    }
-    if (bin_rv == P_NOT_FOUND && exp_rv == P_NOT_FOUND) {
-      spk_srv_buf_str(b, "ERROR:4:both 'bin' and 'exp' are missing");
-      goto done;
-    }
+    if (!exactly_one(b, bin_rv, exp_rv, "bin", "exp")) goto done;
     if (exp_rv == P_OK) {
       if (has_ctx) {
         spk_srv_buf_str(b, "ERROR:4:both 'context' and 'exp' are specified");

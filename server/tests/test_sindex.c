@@ -290,6 +290,14 @@ SPK_TEST(definitions) {
                     "'geo2dsphere'");
   SPK_ASSERT_STR_EQ(info(&c, "sindex-create:namespace=test;indexname=c;bin=n\n"),
                     "ERROR:4:both 'indexdata' and 'type' are missing");
+  SPK_ASSERT_STR_EQ(info(&c, "sindex-create:namespace=test;indexname=c;indexdata=n,string;"
+                             "type=string\n"),
+                    "ERROR:4:both 'indexdata' and 'type' are specified");
+  SPK_ASSERT_STR_EQ(info(&c, "sindex-create:namespace=test;indexname=c;type=string\n"),
+                    "ERROR:4:both 'bin' and 'exp' are missing");
+  SPK_ASSERT_STR_EQ(info(&c, "sindex-create:namespace=test;indexname=c;bin=n;exp=AQ;"
+                             "type=string\n"),
+                    "ERROR:4:both 'bin' and 'exp' are specified");
   SPK_ASSERT_STR_EQ(info(&c, "sindex-create:namespace=test;indexname=c;indextype=x;bin=n;"
                              "type=string\n"),
                     "ERROR:4:bad 'indextype' - must be one of 'default', 'list', 'mapkeys', "
