@@ -3,6 +3,7 @@
 #define SPK_SRV_TEST_FIXTURE_H
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../srv.h"
@@ -51,6 +52,61 @@ static inline void fx_digest(uint8_t d[20], uint32_t seed) {
     x ^= x << 17;
     d[i] = (uint8_t)x;
   }
+}
+
+/* A request under construction: its buffer (owned until fx_send frees it)
+ * and the field and op counts spk_msg_end needs. */
+typedef struct fx_req {
+  spk_buf b;
+  size_t start;
+  uint16_t nf, no;
+} fx_req;
+
+static inline void fx_begin(fx_req *r, uint8_t i1, uint8_t i2, uint8_t i3, uint32_t ttl) {
+  memset(r, 0, sizeof *r);
+  spk_msg_header h = {0};
+  h.info1 = i1;
+  h.info2 = i2;
+  h.info3 = i3;
+  h.record_ttl = ttl;
+  h.transaction_ttl = 1000;
+  r->start = spk_msg_begin(&r->b, &h);
+}
+
+/* The namespace, set and digest fields of the record numbered seed. */
+static inline void fx_key(fx_req *r, const char *ns, const char *set, uint32_t seed) {
+  uint8_t d[20];
+  fx_digest(d, seed);
+  spk_msg_field(&r->b, SPK_FIELD_NAMESPACE, ns, strlen(ns));
+  spk_msg_field(&r->b, SPK_FIELD_SETNAME, set, strlen(set));
+  spk_msg_field(&r->b, SPK_FIELD_DIGEST, d, 20);
+  r->nf += 3;
+}
+
+/* Dispatch r (its buffer is freed) and read the first answer's as_msg
+ * header into h when there is one (h untouched otherwise).  Returns the
+ * dispatcher's action. */
+static inline int fx_send(spk_srv_ctx *c, fx_req *r, spk_msg_header *h) {
+  spk_msg_end(&r->b, r->start, r->nf, r->no);
+  c->out.len = 0;
+  int act = spk_srv_dispatch(c, r->b.data, r->b.len);
+  spk_buf_free(&r->b);
+  if (h && c->out.len >= 30) spk_msg_header_read(c->out.data + 8, h);
+  return act;
+}
+
+/* Dispatch an info request; returns its whole answer text (NUL-terminated,
+ * in c->out until the next dispatch). */
+static inline const char *fx_info(spk_srv_ctx *c, const char *text) {
+  uint8_t buf[512];
+  size_t n = strlen(text);
+  SPK_ASSERT(n + 8 <= sizeof buf);
+  spk_proto_write(buf, SPK_PROTO_INFO, n);
+  memcpy(buf + 8, text, n);
+  c->out.len = 0;
+  spk_srv_dispatch(c, buf, 8 + n);
+  spk_buf_append(&c->out, "", 1);
+  return (const char *)c->out.data + 8;
 }
 
 #endif

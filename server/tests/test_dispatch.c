@@ -2,70 +2,34 @@
  * rules, info, batch, expiry. */
 #include "fixture.h"
 
-typedef struct req {
-  spk_buf b;
-  size_t start;
-  uint16_t nf, no;
-} req;
-
-static void begin(req *r, uint8_t i1, uint8_t i2, uint8_t i3, uint32_t ttl) {
-  memset(r, 0, sizeof *r);
-  spk_msg_header h = {0};
-  h.info1 = i1;
-  h.info2 = i2;
-  h.info3 = i3;
-  h.record_ttl = ttl;
-  h.transaction_ttl = 1000;
-  r->start = spk_msg_begin(&r->b, &h);
-}
-
-static void key(req *r, const char *ns, uint32_t seed) {
-  uint8_t d[20];
-  fx_digest(d, seed);
-  spk_msg_field(&r->b, SPK_FIELD_NAMESPACE, ns, strlen(ns));
-  spk_msg_field(&r->b, SPK_FIELD_SETNAME, "s", 1);
-  spk_msg_field(&r->b, SPK_FIELD_DIGEST, d, 20);
-  r->nf += 3;
-}
-
-static void put_int(req *r, const char *bin, int64_t v) {
+static void put_int(fx_req *r, const char *bin, int64_t v) {
   spk_msg_op_int(&r->b, SPK_OP_WRITE, bin, strlen(bin), v);
   r->no++;
 }
 
-static void read_bin(req *r, const char *bin) {
+static void read_bin(fx_req *r, const char *bin) {
   spk_msg_op_raw(&r->b, SPK_OP_READ, 0, bin, strlen(bin), NULL, 0);
   r->no++;
-}
-
-/* Send r (freed) and parse the first answer's as_msg header. */
-static int send(spk_srv_ctx *c, req *r, spk_msg_header *h) {
-  spk_msg_end(&r->b, r->start, r->nf, r->no);
-  c->out.len = 0;
-  int act = spk_srv_dispatch(c, r->b.data, r->b.len);
-  spk_buf_free(&r->b);
-  if (h && c->out.len >= 30) spk_msg_header_read(c->out.data + 8, h);
-  return act;
 }
 
 SPK_TEST(put_get_round_trip) {
   spk_srv *s = fx_server(1, 1);
   spk_srv_ctx c;
   spk_srv_ctx_init(&c, s, &s->nodes[0]);
-  req r;
+  fx_req r;
   spk_msg_header h;
-  begin(&r, 0, SPK_INFO2_WRITE, 0, 0);
-  key(&r, "test", 1);
+  fx_begin(&r, 0, SPK_INFO2_WRITE, 0, 0);
+  fx_key(&r, "test", "s", 1);
   put_int(&r, "a", 42);
   put_int(&r, "b", -7);
-  SPK_ASSERT_EQ(send(&c, &r, &h), SPK_SRV_REPLY);
+  SPK_ASSERT_EQ(fx_send(&c, &r, &h), SPK_SRV_REPLY);
   SPK_ASSERT_EQ(h.result_code, 0);
   SPK_ASSERT_EQ(h.generation, 1);
-  begin(&r, SPK_INFO1_READ, 0, 0, 0);
-  key(&r, "test", 1);
+  fx_begin(&r, SPK_INFO1_READ, 0, 0, 0);
+  fx_key(&r, "test", "s", 1);
   read_bin(&r, "b");
   read_bin(&r, "nope");
-  send(&c, &r, &h);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, 0);
   SPK_ASSERT_EQ(h.n_ops, 1);
   /* op: size 4+1+8, READ, INTEGER, flags 0, name "b", value -7 */
@@ -75,30 +39,30 @@ SPK_TEST(put_get_round_trip) {
   SPK_ASSERT_EQ(op[5], SPK_PARTICLE_INTEGER);
   SPK_ASSERT_EQ((int64_t)spk_be64(op + 9), -7);
   /* Generation check and create-only. */
-  begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_GENERATION, 0, 0);
-  key(&r, "test", 1);
+  fx_begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_GENERATION, 0, 0);
+  fx_key(&r, "test", "s", 1);
   put_int(&r, "a", 1);
-  send(&c, &r, &h);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, SPK_SRV_ERR_GENERATION);
   SPK_ASSERT_EQ(h.generation, 1);
-  begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_CREATE_ONLY, 0, 0);
-  key(&r, "test", 1);
+  fx_begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_CREATE_ONLY, 0, 0);
+  fx_key(&r, "test", "s", 1);
   put_int(&r, "a", 1);
-  send(&c, &r, &h);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, SPK_SRV_ERR_RECORD_EXISTS);
   /* Delete, then not found. */
-  begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_DELETE, 0, 0);
-  key(&r, "test", 1);
-  send(&c, &r, &h);
+  fx_begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_DELETE, 0, 0);
+  fx_key(&r, "test", "s", 1);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, 0);
-  begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
-  key(&r, "test", 1);
-  send(&c, &r, &h);
+  fx_begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
+  fx_key(&r, "test", "s", 1);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, SPK_SRV_ERR_NOT_FOUND);
   /* Unknown namespace. */
-  begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
-  key(&r, "nosuch", 1);
-  send(&c, &r, &h);
+  fx_begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
+  fx_key(&r, "nosuch", "s", 1);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, SPK_SRV_ERR_NAMESPACE);
   spk_srv_ctx_free(&c);
   fx_free(s);
@@ -137,40 +101,29 @@ SPK_TEST(connection_rules) {
   spk_srv_dispatch(&c, comp, 16);
   SPK_ASSERT_EQ(c.out.data[13], 25);
   /* Trailing bytes after the last op: parameter error. */
-  req r;
+  fx_req r;
   spk_msg_header h;
-  begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
-  key(&r, "test", 2);
+  fx_begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
+  fx_key(&r, "test", "s", 2);
   spk_buf_append(&r.b, "\0\0\0\0", 4);
-  send(&c, &r, &h);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, SPK_SRV_ERR_PARAMETER);
   spk_srv_ctx_free(&c);
   fx_free(s);
-}
-
-static const char *info(spk_srv_ctx *c, const char *req_text) {
-  uint8_t buf[256];
-  size_t n = strlen(req_text);
-  spk_proto_write(buf, SPK_PROTO_INFO, n);
-  memcpy(buf + 8, req_text, n);
-  c->out.len = 0;
-  spk_srv_dispatch(c, buf, 8 + n);
-  spk_buf_append(&c->out, "", 1);
-  return (const char *)c->out.data + 8;
 }
 
 SPK_TEST(info_answers) {
   spk_srv *s = fx_server(1, 1);
   spk_srv_ctx c;
   spk_srv_ctx_init(&c, s, &s->nodes[0]);
-  SPK_ASSERT_STR_EQ(info(&c, "node\nbuild\n"), "node\tB1\nbuild\t8.1.2.0\n");
-  SPK_ASSERT_STR_EQ(info(&c, "node"), "");
-  SPK_ASSERT_STR_EQ(info(&c, "no-such\n"), "no-such\tERROR:4:unrecognized command\n");
-  SPK_ASSERT_STR_EQ(info(&c, "racks\n"), "racks\tERROR:25:enterprise only\n");
-  SPK_ASSERT_STR_EQ(info(&c, "namespaces\n"), "namespaces\ttest;bar\n");
-  SPK_ASSERT_STR_EQ(info(&c, "peers-clear-std\n"), "peers-clear-std\t0,3000,[]\n");
-  SPK_ASSERT_STR_EQ(info(&c, "namespace/zz\n"), "namespace/zz\ttype=unknown\n");
-  const char *rep = info(&c, "replicas\n");
+  SPK_ASSERT_STR_EQ(fx_info(&c, "node\nbuild\n"), "node\tB1\nbuild\t8.1.2.0\n");
+  SPK_ASSERT_STR_EQ(fx_info(&c, "node"), "");
+  SPK_ASSERT_STR_EQ(fx_info(&c, "no-such\n"), "no-such\tERROR:4:unrecognized command\n");
+  SPK_ASSERT_STR_EQ(fx_info(&c, "racks\n"), "racks\tERROR:25:enterprise only\n");
+  SPK_ASSERT_STR_EQ(fx_info(&c, "namespaces\n"), "namespaces\ttest;bar\n");
+  SPK_ASSERT_STR_EQ(fx_info(&c, "peers-clear-std\n"), "peers-clear-std\t0,3000,[]\n");
+  SPK_ASSERT_STR_EQ(fx_info(&c, "namespace/zz\n"), "namespace/zz\ttype=unknown\n");
+  const char *rep = fx_info(&c, "replicas\n");
   SPK_ASSERT(strncmp(rep, "replicas\ttest:0,1,//", 20) == 0);
   SPK_ASSERT_EQ(strlen(rep), strlen("replicas\t") + 2 * (strlen("test:0,1,") + 684) +
                                  strlen("bar") - strlen("test") + 1 + 1);
@@ -182,12 +135,12 @@ SPK_TEST(batch_rows_and_last) {
   spk_srv *s = fx_server(1, 1);
   spk_srv_ctx c;
   spk_srv_ctx_init(&c, s, &s->nodes[0]);
-  req r;
+  fx_req r;
   spk_msg_header h;
-  begin(&r, 0, SPK_INFO2_WRITE, 0, 0);
-  key(&r, "test", 10);
+  fx_begin(&r, 0, SPK_INFO2_WRITE, 0, 0);
+  fx_key(&r, "test", "s", 10);
   put_int(&r, "a", 1);
-  send(&c, &r, &h);
+  fx_send(&c, &r, &h);
   /* Batch: row 0 reads seed 10, row 1 repeats for seed 11 (missing). */
   spk_buf f = {0};
   uint8_t hdr[5] = {0, 0, 0, 2, 0x0d};
@@ -206,11 +159,11 @@ SPK_TEST(batch_rows_and_last) {
   spk_buf_append(&f, d, 20);
   uint8_t repeat = 1;
   spk_buf_append(&f, &repeat, 1);
-  begin(&r, SPK_INFO1_BATCH, 0, 0, 0);
+  fx_begin(&r, SPK_INFO1_BATCH, 0, 0, 0);
   spk_msg_field(&r.b, SPK_FIELD_BATCH_INDEX, f.data, f.len);
   r.nf = 1;
   spk_buf_free(&f);
-  send(&c, &r, NULL);
+  fx_send(&c, &r, NULL);
   /* One proto message with two rows, then LAST. */
   spk_msg_header a, b, last;
   uint64_t sz = spk_be64(c.out.data) & 0xFFFFFFFFFFFFull;
@@ -233,24 +186,24 @@ SPK_TEST(expiry) {
   spk_srv *s = fx_server(1, 1);
   spk_srv_ctx c;
   spk_srv_ctx_init(&c, s, &s->nodes[0]);
-  req r;
+  fx_req r;
   spk_msg_header h;
-  begin(&r, 0, SPK_INFO2_WRITE, 0, 1);
-  key(&r, "test", 20);
+  fx_begin(&r, 0, SPK_INFO2_WRITE, 0, 1);
+  fx_key(&r, "test", "s", 20);
   put_int(&r, "a", 1);
-  send(&c, &r, &h);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, 0);
   SPK_ASSERT(h.record_ttl >= spk_srv_now_cl());
   /* TTL over ten years is rejected, not clamped. */
-  begin(&r, 0, SPK_INFO2_WRITE, 0, SPK_SRV_TEN_YEARS + 1);
-  key(&r, "test", 21);
+  fx_begin(&r, 0, SPK_INFO2_WRITE, 0, SPK_SRV_TEN_YEARS + 1);
+  fx_key(&r, "test", "s", 21);
   put_int(&r, "a", 1);
-  send(&c, &r, &h);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, SPK_SRV_ERR_PARAMETER);
   sleep(2);
-  begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_NOBINDATA, 0, 0, 0);
-  key(&r, "test", 20);
-  send(&c, &r, &h);
+  fx_begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_NOBINDATA, 0, 0, 0);
+  fx_key(&r, "test", "s", 20);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, SPK_SRV_ERR_NOT_FOUND);
   SPK_ASSERT_EQ(atomic_load(&s->ns[0]->objects), 1);
   SPK_ASSERT_EQ(spk_srv_nsup(s->ns[0]), 1);
@@ -263,34 +216,34 @@ SPK_TEST(filter_and_scan) {
   spk_srv *s = fx_server(1, 1);
   spk_srv_ctx c;
   spk_srv_ctx_init(&c, s, &s->nodes[0]);
-  req r;
+  fx_req r;
   spk_msg_header h;
   for (uint32_t i = 1; i <= 20; i++) {
-    begin(&r, 0, SPK_INFO2_WRITE, 0, 0);
-    key(&r, "test", i);
+    fx_begin(&r, 0, SPK_INFO2_WRITE, 0, 0);
+    fx_key(&r, "test", "s", i);
     put_int(&r, "a", i);
-    send(&c, &r, &h);
+    fx_send(&c, &r, &h);
     SPK_ASSERT_EQ(h.result_code, 0);
   }
   /* FILTER a == 3 ([1, [81, 2, "a"], 3]) passes on record 3 only. */
   static const uint8_t eq3[] = {0x93, 0x01, 0x93, 0x51, 0x02, 0xa1, 0x61, 0x03};
   for (uint32_t i = 2; i <= 3; i++) {
-    begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
-    key(&r, "test", i);
+    fx_begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
+    fx_key(&r, "test", "s", i);
     spk_msg_field(&r.b, SPK_FIELD_FILTER, eq3, sizeof eq3);
     r.nf++;
-    send(&c, &r, &h);
+    fx_send(&c, &r, &h);
     SPK_ASSERT_EQ(h.result_code, i == 3 ? 0 : SPK_SRV_ERR_FILTERED_OUT);
   }
   /* A filter that is not boolean: 4. */
-  begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
-  key(&r, "test", 3);
+  fx_begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, 0, 0);
+  fx_key(&r, "test", "s", 3);
   spk_msg_field(&r.b, SPK_FIELD_FILTER, eq3 + 2, 5);
   r.nf++;
-  send(&c, &r, &h);
+  fx_send(&c, &r, &h);
   SPK_ASSERT_EQ(h.result_code, SPK_SRV_ERR_PARAMETER);
   /* Scan of every partition with MAX_RECORDS 5: five records, then LAST. */
-  begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, SPK_INFO3_PARTITION_DONE, 0);
+  fx_begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, SPK_INFO3_PARTITION_DONE, 0);
   spk_msg_field(&r.b, SPK_FIELD_NAMESPACE, "test", 4);
   spk_msg_field(&r.b, SPK_FIELD_SETNAME, "s", 1);
   uint8_t pids[2 * 4096];
@@ -302,7 +255,7 @@ SPK_TEST(filter_and_scan) {
   uint8_t max[8] = {0, 0, 0, 0, 0, 0, 0, 5};
   spk_msg_field(&r.b, SPK_FIELD_MAX_RECORDS, max, 8);
   r.nf += 4;
-  send(&c, &r, NULL);
+  fx_send(&c, &r, NULL);
   uint32_t n_rec = 0, n_last = 0, prev_pid = 0;
   size_t off = 0;
   while (off + 8 <= c.out.len) {

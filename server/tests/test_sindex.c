@@ -6,53 +6,15 @@
 
 #include "fixture.h"
 
-typedef struct req {
-  spk_buf b;
-  size_t start;
-  uint16_t nf, no;
-} req;
-
-static void begin(req *r, uint8_t i1, uint8_t i2, uint8_t i3, uint32_t ttl) {
-  memset(r, 0, sizeof *r);
+static int send_req(spk_srv_ctx *c, fx_req *r) {
   spk_msg_header h = {0};
-  h.info1 = i1;
-  h.info2 = i2;
-  h.info3 = i3;
-  h.record_ttl = ttl;
-  h.transaction_ttl = 1000;
-  r->start = spk_msg_begin(&r->b, &h);
-}
-
-static void key_in(req *r, const char *set, uint32_t seed) {
-  uint8_t d[20];
-  fx_digest(d, seed);
-  spk_msg_field(&r->b, SPK_FIELD_NAMESPACE, "test", 4);
-  spk_msg_field(&r->b, SPK_FIELD_SETNAME, set, strlen(set));
-  spk_msg_field(&r->b, SPK_FIELD_DIGEST, d, 20);
-  r->nf += 3;
-}
-
-static int send_req(spk_srv_ctx *c, req *r) {
-  spk_msg_end(&r->b, r->start, r->nf, r->no);
-  c->out.len = 0;
-  spk_srv_dispatch(c, r->b.data, r->b.len);
-  spk_buf_free(&r->b);
-  spk_msg_header h = {0};
-  if (c->out.len >= 30) spk_msg_header_read(c->out.data + 8, &h);
+  fx_send(c, r, &h);
   return h.result_code;
 }
 
+/* The value of a single info command. */
 static const char *info(spk_srv_ctx *c, const char *text) {
-  uint8_t buf[512];
-  size_t n = strlen(text);
-  SPK_ASSERT(n + 8 <= sizeof buf);
-  spk_proto_write(buf, SPK_PROTO_INFO, n);
-  memcpy(buf + 8, text, n);
-  c->out.len = 0;
-  spk_srv_dispatch(c, buf, 8 + n);
-  spk_buf_append(&c->out, "", 1);
-  /* the value of the single command */
-  const char *t = strchr((const char *)c->out.data + 8, '\t');
+  const char *t = strchr(fx_info(c, text), '\t');
   SPK_ASSERT(t != NULL);
   char *nl = strrchr(t, '\n');
   if (nl) *nl = '\0';
@@ -61,9 +23,9 @@ static const char *info(spk_srv_ctx *c, const char *text) {
 
 static int put_int(spk_srv_ctx *c, const char *set, uint32_t seed, const char *bin,
                    int64_t v, uint32_t ttl) {
-  req r;
-  begin(&r, 0, SPK_INFO2_WRITE, 0, ttl);
-  key_in(&r, set, seed);
+  fx_req r;
+  fx_begin(&r, 0, SPK_INFO2_WRITE, 0, ttl);
+  fx_key(&r, "test", set, seed);
   spk_msg_op_int(&r.b, SPK_OP_WRITE, bin, strlen(bin), v);
   r.no++;
   return send_req(c, &r);
@@ -71,18 +33,18 @@ static int put_int(spk_srv_ctx *c, const char *set, uint32_t seed, const char *b
 
 static int put_raw(spk_srv_ctx *c, uint32_t seed, const char *bin, uint8_t ptype,
                    const void *v, size_t len) {
-  req r;
-  begin(&r, 0, SPK_INFO2_WRITE, 0, 0);
-  key_in(&r, "s", seed);
+  fx_req r;
+  fx_begin(&r, 0, SPK_INFO2_WRITE, 0, 0);
+  fx_key(&r, "test", "s", seed);
   spk_msg_op_raw(&r.b, SPK_OP_WRITE, ptype, bin, strlen(bin), v, len);
   r.no++;
   return send_req(c, &r);
 }
 
 static int delete_rec(spk_srv_ctx *c, uint32_t seed) {
-  req r;
-  begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_DELETE, 0, 0);
-  key_in(&r, "s", seed);
+  fx_req r;
+  fx_begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_DELETE, 0, 0);
+  fx_key(&r, "test", "s", seed);
   return send_req(c, &r);
 }
 
@@ -160,9 +122,9 @@ SPK_TEST(maintenance_on_writes_and_deletes) {
   SPK_ASSERT_EQ(entries(ns, "ix"), 47);
   SPK_ASSERT_EQ(spk_srv_sindex_verify(ns, "ix"), 0);
   /* A failed write (create-only on an existing record) changes nothing. */
-  req r;
-  begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_CREATE_ONLY, 0, 0);
-  key_in(&r, "s", 12);
+  fx_req r;
+  fx_begin(&r, 0, SPK_INFO2_WRITE | SPK_INFO2_CREATE_ONLY, 0, 0);
+  fx_key(&r, "test", "s", 12);
   spk_msg_op_int(&r.b, SPK_OP_WRITE, "n", 1, 999);
   r.no++;
   SPK_ASSERT_EQ(send_req(&c, &r), SPK_SRV_ERR_RECORD_EXISTS);
@@ -365,8 +327,8 @@ typedef struct row {
 static int query(spk_srv_ctx *c, const char *bin, int64_t lo, int64_t hi, uint64_t max,
                  uint32_t from_pid, const uint8_t *digests, const uint8_t *bvals,
                  uint32_t n_resume, row *rows, uint32_t *n_rows) {
-  req r;
-  begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, SPK_INFO3_PARTITION_DONE, 0xFFFFFFFF);
+  fx_req r;
+  fx_begin(&r, SPK_INFO1_READ | SPK_INFO1_GET_ALL, 0, SPK_INFO3_PARTITION_DONE, 0xFFFFFFFF);
   spk_msg_field(&r.b, SPK_FIELD_NAMESPACE, "test", 4);
   spk_msg_field(&r.b, SPK_FIELD_SETNAME, "s", 1);
   r.nf += 2;
