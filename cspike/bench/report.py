@@ -135,10 +135,11 @@ def targets(summaries: list[dict], reads: Optional[int] = None) -> list[dict]:
     # The design states the per-op ratios for one connection; with more
     # threads on a GIL build the sync rows also pay GIL hand-offs, so say
     # under which conditions a ratio was measured.
-    s = by.get(("cspike", "sync"))
+    sync_row = by.get(("cspike", "sync"))
     cond = ""
-    if s:
-        cond = s["concurrency"] + {True: ", GIL on", False: ", GIL off"}.get(s.get("gil"), "")
+    if sync_row:
+        cond = sync_row["concurrency"] + {True: ", GIL on", False: ", GIL off"}.get(
+            sync_row.get("gil"), "")
     sync, c = cpu("cspike", "sync"), cpu("c", "sync")
     r = sync / c if sync and c else None
     check("sync fast path CPU/op vs pure C", "<= 1.3x", r, r is not None and r <= 1.3, cond)
